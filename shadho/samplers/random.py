@@ -1,0 +1,16 @@
+"""Random search: every dimension drawn from its prior."""
+from __future__ import annotations
+
+import numpy as np
+
+from shadho.samplers.base import History, Sampler
+from shadho.spaces import SearchSpace
+
+
+class RandomSampler(Sampler):
+    """Draws each dimension independently from its prior (uniform, normal, categorical)."""
+
+    name = "random"
+
+    def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
+        return space.sample(rng)

@@ -1,0 +1,69 @@
+"""Trial records and their states."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TrialState(str, enum.Enum):
+    """Where a trial stands. A finished trial (COMPLETE or FAILED) never changes again."""
+
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialState.COMPLETE, TrialState.FAILED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluation of the objective, as recorded in the results store.
+
+    Reads return fresh copies: mutating one never changes the store.
+
+    Example:
+        >>> t = Trial(id=1, searchspace='svm/rbf', space_id='ab12', state=TrialState.COMPLETE,
+        ...           params={'C': 1.0}, loss=0.1)
+        >>> t.state.finished
+        True
+    """
+
+    id: int
+    searchspace: str
+    space_id: str
+    state: TrialState
+    params: dict[str, Any]
+    loss: float | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    compute_class: str | None = None
+    worker: str | None = None
+    submit_time: float | None = None
+    start_time: float | None = None
+    finish_time: float | None = None
+    attempts: int = 0
+    x: tuple[float, ...] = ()
+
+    @property
+    def runtime(self) -> float | None:
+        """Seconds the objective ran (start to finish), when known."""
+        if self.start_time is None or self.finish_time is None:
+            return None
+        return self.finish_time - self.start_time
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (the export format)."""
+        return {
+            "id": self.id, "searchspace": self.searchspace, "space_id": self.space_id,
+            "state": self.state.value, "params": self.params, "loss": self.loss,
+            "results": self.results, "error": self.error, "compute_class": self.compute_class,
+            "worker": self.worker, "submit_time": self.submit_time, "start_time": self.start_time,
+            "finish_time": self.finish_time, "attempts": self.attempts, "x": list(self.x),
+        }
