@@ -569,7 +569,8 @@ def _split(node: Any, path: tuple[str, ...]) -> list[_Alt]:
         return alts
     if isinstance(node, _Exhaustive):
         _checked(node, path)
-        return [(("/".join(path) + "=" + json.dumps(v),), v) for v in node.values]
+        return [(("/".join(path) + "=" + (v if isinstance(v, str) else json.dumps(v)),), v)
+                for v in node.values]
     if isinstance(node, Domain):
         return [((), _checked(node, path))]
     if isinstance(node, (list, tuple)):

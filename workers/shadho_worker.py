@@ -140,3 +140,28 @@ def run(fn: Callable[[dict[str, Any]], Any], params_file: str = "hyperparameters
         write_json_atomic(result_file, {"error": out["error"]})
         sys.stderr.write(out["error"] + "\n")
         sys.exit(1)
+
+
+def read_performance(path: str, max_bytes: int = MAX_RESULT_BYTES) -> dict[str, Any]:
+    """Read a ``performance.json`` written by a user's script into a result dict.
+
+    Never raises: a missing, huge, or malformed file becomes an error result.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return {"status": "error", "error": f"the objective wrote no result file ({os.path.basename(path)})"}
+    if size > max_bytes:
+        return {"status": "error", "error": f"result file is {size} bytes (limit {max_bytes})"}
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        return {"status": "error", "error": f"malformed result file {os.path.basename(path)}: {exc}"}
+    if isinstance(doc, dict) and "error" in doc and "loss" not in doc:
+        return {"status": "error", "error": str(doc["error"])[:20000]}
+    try:
+        loss, metrics = normalize_result(doc)
+    except ResultError as exc:
+        return {"status": "error", "error": f"bad result file: {exc}"}
+    return {"status": "success", "loss": loss, "results": metrics}

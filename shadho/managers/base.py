@@ -1,0 +1,157 @@
+"""The execution-manager interface: where trials run.
+
+The driver's loop is ask -> submit -> wait -> tell. A manager takes
+:class:`TaskSpec` objects (one or more trials of one search space) and hands back
+:class:`TrialOutcome` objects as they finish. It never unpickles what a worker
+sends: outcomes are built from JSON.
+"""
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from shadho.compute import ComputeClass
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file shipped to (input) or fetched from (output) each task's sandbox."""
+
+    local: str
+    remote: str
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a manager needs to run one experiment's trials.
+
+    Attributes:
+        exp_key: the experiment's key (names scratch folders and the Work Queue project).
+        objective: a Python callable ``fn(params)`` or a shell command string.
+        compute_classes: the classes (empty: one default class, key ``None``).
+        inputs / outputs: files shipped to / fetched from each task.
+        task_timeout: seconds one task may run (None: unlimited).
+        workdir: a scratch folder owned by this run.
+    """
+
+    exp_key: str
+    objective: Callable[[dict[str, Any]], Any] | str
+    compute_classes: tuple[ComputeClass, ...] = ()
+    inputs: tuple[FileSpec, ...] = ()
+    outputs: tuple[FileSpec, ...] = ()
+    task_timeout: float | None = None
+    workdir: str = field(default_factory=os.getcwd)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One unit of work: ``trials`` (id, nested params) of one search space.
+
+    ``task_id`` is unique within a run (the driver assigns it).
+    """
+
+    task_id: int
+    space_id: str
+    trials: tuple[tuple[int, dict[str, Any]], ...]
+    compute_class: str | None = None
+    priority: float = 0.0
+
+
+@dataclass
+class TrialOutcome:
+    """What happened to one trial.
+
+    ``ok`` with a finite ``loss`` is COMPLETE; otherwise FAILED with ``error``.
+    ``lost`` means the trial never ran to an answer through no fault of its own
+    (its task was cancelled or its worker vanished without a retry): the driver
+    runs it again instead of failing it.
+    """
+
+    trial_id: int
+    ok: bool
+    loss: float | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    worker: str | None = None
+    start_time: float | None = None
+    finish_time: float | None = None
+    compute_class: str | None = None
+    lost: bool = False
+
+    @classmethod
+    def from_json(cls, trial_id: int, doc: Any, **extra: Any) -> "TrialOutcome":
+        """Build from a worker's JSON result dict (``shadho_worker.evaluate`` format)."""
+        if not isinstance(doc, dict) or doc.get("status") not in ("success", "error"):
+            return cls(trial_id, False, error=f"malformed result from worker: {str(doc)[:300]}", **extra)
+        start, finish = doc.get("start"), doc.get("finish")
+        start = float(start) if isinstance(start, (int, float)) else None
+        finish = float(finish) if isinstance(finish, (int, float)) else None
+        if doc["status"] == "error":
+            return cls(trial_id, False, error=str(doc.get("error"))[:20000], start_time=start,
+                       finish_time=finish, **extra)
+        loss, results = doc.get("loss"), doc.get("results", {})
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)) or loss != loss \
+                or loss in (float("inf"), float("-inf")) or not isinstance(results, dict):
+            return cls(trial_id, False, error=f"malformed result from worker: {str(doc)[:300]}",
+                       start_time=start, finish_time=finish, **extra)
+        return cls(trial_id, True, loss=float(loss), results=results, start_time=start,
+                   finish_time=finish, **extra)
+
+
+class ExecutionManager(ABC):
+    """Runs tasks somewhere. Subclasses fill the four abstract methods.
+
+    Lifecycle: ``start(settings)`` once, then any number of ``capacity`` /
+    ``submit`` / ``wait`` rounds, then ``stop()``. Optional hooks default to no-ops.
+    """
+
+    @abstractmethod
+    def start(self, settings: RunSettings) -> None:
+        """Prepare to run (start workers, open ports). Called once before submitting."""
+
+    @abstractmethod
+    def capacity(self) -> dict[str | None, int]:
+        """How many more tasks each compute class should be given now (late binding:
+        free slots plus a short queue, never the whole budget)."""
+
+    @abstractmethod
+    def submit(self, task: TaskSpec) -> None:
+        """Queue one task."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        """Block up to ``timeout`` seconds; return the outcomes of trials that finished."""
+
+    def stop(self) -> None:
+        """Release workers and resources; unfinished tasks are abandoned."""
+
+    def set_priorities(self, priorities: dict[str | None, dict[str, float]]) -> None:
+        """Re-prioritise queued tasks: compute class -> space id -> priority (higher first)."""
+
+    def status(self) -> dict[str, Any]:
+        """Live figures for progress displays: ``workers``, ``running``, ``queued``."""
+        return {}
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks submitted and not yet reported back."""
+        return 0
+
+    def cancel_all(self) -> list[int]:
+        """Drop every unfinished task; return the ids of their trials."""
+        return []
+
+    def __enter__(self) -> "ExecutionManager":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+
+def class_keys(classes: Sequence[ComputeClass]) -> list[str | None]:
+    """The keys the driver schedules by: class names, or ``[None]`` without classes."""
+    return [c.name for c in classes] or [None]

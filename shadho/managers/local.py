@@ -1,0 +1,274 @@
+"""Run trials in processes on this machine (no Work Queue needed).
+
+Each task runs in a fresh child process (forked, so the objective needs no
+pickling), which reports one JSON line per trial through a pipe. A child that
+crashes, is killed, segfaults, exceeds ``task_timeout`` or its memory limit gives
+FAILED trials with the cause; the pool goes on.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome,
+                                  class_keys)
+
+_MAX_LINE = 2 << 20
+
+
+@dataclass
+class _Running:
+    task: TaskSpec
+    proc: Any
+    fd: int
+    log: str
+    started: float
+    last: float
+    buf: bytes = b""
+    done: set[int] = field(default_factory=set)
+
+
+def _tail(path: str, n: int = 1500) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - n))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbox: str) -> dict[str, Any]:
+    """The original SHADHO protocol, locally: hyperparameters.json in, performance.json out."""
+    import shadho_worker
+
+    os.makedirs(sandbox, exist_ok=True)
+    for f in settings.inputs:
+        dest = os.path.join(sandbox, f.remote)
+        if not os.path.exists(dest):
+            os.symlink(os.path.abspath(f.local), dest)
+    worker_py = os.path.join(sandbox, "shadho_worker.py")
+    if not os.path.exists(worker_py):
+        shutil.copy(shadho_worker.__file__, worker_py)
+    with open(os.path.join(sandbox, "hyperparameters.json"), "w") as fh:
+        json.dump(params, fh)
+    start = time.time()
+    proc = subprocess.run(cmd, shell=True, cwd=sandbox)
+    out = shadho_worker.read_performance(os.path.join(sandbox, "performance.json"))
+    if out["status"] == "success" and proc.returncode != 0:
+        out = {"status": "error", "error": f"command exited with status {proc.returncode}"}
+    elif out["status"] == "error" and proc.returncode != 0:
+        out["error"] = f"command exited with status {proc.returncode}: {out['error']}"
+    for f in settings.outputs:
+        src = os.path.join(sandbox, f.remote)
+        if os.path.exists(src):
+            shutil.copy(src, f.local)
+    return {**out, "start": start, "finish": time.time()}
+
+
+def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSettings, wfd: int,
+           log: str, memory_mb: float | None) -> None:
+    """Body of a trial process: never returns."""
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.setsid()
+        if memory_mb:
+            limit = int(memory_mb * 2**20)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        import shadho_worker
+
+        for trial_id, params in task.trials:
+            if isinstance(objective, str):
+                sandbox = os.path.join(os.path.dirname(log), f"sandbox-{trial_id}")
+                res = _run_command(objective, params, settings, sandbox)
+                shutil.rmtree(sandbox, ignore_errors=True)
+            else:
+                res = shadho_worker.evaluate(objective, params)
+            line = json.dumps({"trial": trial_id, **res}, allow_nan=False).encode() + b"\n"
+            os.write(wfd, line)
+    except BaseException:  # noqa: BLE001 - report whatever happened through the exit code
+        os._exit(70)
+    os._exit(0)
+
+
+class LocalManager(ExecutionManager):
+    """Trials in child processes on this machine.
+
+    Args:
+        workers: parallel processes (default: the number of cores). With compute
+            classes, slots are dealt to the classes in turn.
+        memory_mb: address-space limit of each trial process (None: unlimited).
+
+    Example:
+        >>> from shadho.managers.base import RunSettings, TaskSpec
+        >>> m = LocalManager(workers=1)
+        >>> m.start(RunSettings('doc', objective=lambda p: p['x'] ** 2))
+        >>> m.submit(TaskSpec(1, 's', ((1, {'x': 3.0}),)))
+        >>> out = []
+        >>> while not out: out += m.wait(1.0)
+        >>> out[0].loss
+        9.0
+        >>> m.stop()
+    """
+
+    def __init__(self, workers: int | None = None, memory_mb: float | None = None) -> None:
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"local_workers must be an int >= 1, got {workers!r}")
+        self.workers = workers or (os.cpu_count() or 1)
+        self.memory_mb = memory_mb
+        self._running: dict[int, _Running] = {}
+        self._settings: RunSettings | None = None
+        self._tmp: str | None = None
+        self._slots: dict[str | None, int] = {}
+        self._ctx = mp.get_context("fork")
+
+    def start(self, settings: RunSettings) -> None:
+        self._settings = settings
+        self._tmp = tempfile.mkdtemp(prefix=f"shadho-local-{os.getpid()}-")
+        keys = class_keys(settings.compute_classes)
+        self._slots = {k: 0 for k in keys}
+        for i in range(self.workers):
+            self._slots[keys[i % len(keys)]] += 1
+
+    def capacity(self) -> dict[str | None, int]:
+        used: dict[str | None, int] = {k: 0 for k in self._slots}
+        for r in self._running.values():
+            used[r.task.compute_class] = used.get(r.task.compute_class, 0) + 1
+        return {k: max(0, n - used.get(k, 0)) for k, n in self._slots.items()}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def status(self) -> dict[str, Any]:
+        return {"workers": self.workers, "running": len(self._running), "queued": 0}
+
+    def submit(self, task: TaskSpec) -> None:
+        assert self._settings is not None and self._tmp is not None, "start() first"
+        rfd, wfd = os.pipe()
+        log = os.path.join(self._tmp, f"task-{task.task_id}.log")
+        memory = self.memory_mb
+        for c in self._settings.compute_classes:
+            if c.name == task.compute_class and c.resources.get("memory"):
+                memory = float(c.resources["memory"])
+        proc = self._ctx.Process(target=_child, args=(self._settings.objective, task, self._settings,
+                                                      wfd, log, memory), daemon=True)
+        proc.start()
+        os.close(wfd)
+        os.set_blocking(rfd, False)
+        now = time.time()
+        self._running[task.task_id] = _Running(task, proc, rfd, log, now, now)
+
+    def _read(self, r: _Running) -> list[TrialOutcome]:
+        out: list[TrialOutcome] = []
+        while True:
+            try:
+                chunk = os.read(r.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            r.buf += chunk
+        while b"\n" in r.buf:
+            line, r.buf = r.buf.split(b"\n", 1)
+            r.last = time.time()
+            try:
+                doc = json.loads(line)
+                tid = int(doc.pop("trial"))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if tid in r.done:
+                continue
+            r.done.add(tid)
+            out.append(TrialOutcome.from_json(tid, doc, worker="localhost",
+                                              compute_class=r.task.compute_class))
+        if len(r.buf) > _MAX_LINE:
+            r.buf = b""
+        return out
+
+    def _finish(self, r: _Running, why: str | None) -> list[TrialOutcome]:
+        out = self._read(r)
+        os.close(r.fd)
+        r.proc.join(timeout=5)
+        code = r.proc.exitcode
+        if why is None:
+            if code is not None and code < 0:
+                why = f"objective process killed by signal {signal.Signals(-code).name}"
+            elif code not in (0, None):
+                why = f"objective process exited with status {code}"
+            else:
+                why = "objective process ended without a result"
+        left = [tid for tid, _ in r.task.trials if tid not in r.done]
+        tail = _tail(r.log).strip()
+        if tail and "MemoryError" in tail:
+            why += " (out of memory)"
+        err = why + (f"\n--- last output ---\n{tail}" if tail else "")
+        for i, tid in enumerate(left):
+            # Only the trial that was running is to blame; later ones of a batch re-run.
+            out.append(TrialOutcome(tid, False, error=err if i == 0 else None, worker="localhost",
+                                    start_time=r.last, finish_time=time.time(),
+                                    compute_class=r.task.compute_class, lost=i > 0))
+        try:
+            os.unlink(r.log)
+        except OSError:
+            pass
+        return out
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        out: list[TrialOutcome] = []
+        if not self._running:
+            time.sleep(min(timeout, 0.05))
+            return out
+        fds = {r.fd: r for r in self._running.values()}
+        sentinels = {r.proc.sentinel: r for r in self._running.values()}
+        ready, _, _ = select.select(list(fds) + list(sentinels), [], [], max(0.0, timeout))
+        for fd in ready:
+            if fd in fds:
+                out.extend(self._read(fds[fd]))
+        now = time.time()
+        timeout_s = self._settings.task_timeout if self._settings else None
+        for tid, r in list(self._running.items()):
+            if not r.proc.is_alive():
+                del self._running[tid]
+                out.extend(self._finish(r, None))
+            elif timeout_s is not None and now - r.last > timeout_s:
+                self._kill(r)
+                del self._running[tid]
+                out.extend(self._finish(r, f"task exceeded task_timeout={timeout_s:g} s and was killed"))
+        return out
+
+    @staticmethod
+    def _kill(r: _Running) -> None:
+        try:
+            os.killpg(r.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            r.proc.kill()
+        r.proc.join(timeout=5)
+
+    def cancel_all(self) -> list[int]:
+        ids: list[int] = []
+        for r in self._running.values():
+            self._kill(r)
+            os.close(r.fd)
+            ids.extend(tid for tid, _ in r.task.trials if tid not in r.done)
+        self._running.clear()
+        return ids
+
+    def stop(self) -> None:
+        self.cancel_all()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
