@@ -239,18 +239,23 @@ def _sample(lay: _Layout, mix: _Mixture, size: int, multivariate: bool,
     return out
 
 
-def _log_kernel(lay: _Layout, mix: _Mixture, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension kernel log densities: numeric (Dn, C, K) and categorical (Dc, C, K)."""
+def _log_kernel(lay: _Layout, mix: _Mixture, x: np.ndarray,
+                disc_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension kernel log densities: numeric (Dn, C, K) and categorical (Dc, C, K).
+
+    With ``disc_only`` the continuous rows are left unset (the caller has them already).
+    """
     c = x.shape[0]
     k = mix.logw.shape[0]
-    num = np.empty((len(lay.num), c, k))
+    num = np.zeros((len(lay.num), c, k))
     if len(lay.num):
         xn = x[:, lay.num].T[:, :, None]
         mu, sg = mix.mu[:, None, :], mix.sigma[:, None, :]
         cont = ~lay.disc
-        if cont.any():
+        if cont.any() and not disc_only:
             z = (xn[cont] - mu[cont]) / sg[cont]
-            num[cont] = -0.5 * z * z - np.log(sg[cont]) - _LOG_SQRT_2PI - mix.log_norm[cont][:, None, :]
+            num[cont] = (-0.5 * z * z - np.log(sg[cont]) - _LOG_SQRT_2PI
+                         - mix.log_norm[cont][:, None, :])
         if lay.disc.any():
             d = lay.disc
             a = (xn[d] - 0.5 - mu[d]) / sg[d]
@@ -275,14 +280,7 @@ def _log_pdf(lay: _Layout, mix: _Mixture, x: np.ndarray, multivariate: bool) -> 
         xc = x[:, cont] - lay.prior_mu[~lay.disc]
         acc = mix.const + xc @ mix.mu_prec - 0.5 * ((xc * xc) @ mix.prec)
         if lay.disc.any() or len(lay.cat):
-            sub = _Layout(lay.num[lay.disc], lay.disc[lay.disc], lay.cat, lay.n_cat,
-                          lay.tlow[lay.disc], lay.thigh[lay.disc], lay.blow[lay.disc],
-                          lay.bhigh[lay.disc], lay.prior_mu[lay.disc], lay.prior_sigma[lay.disc],
-                          lay.out_low, lay.out_high, lay.is_int)
-            subm = _Mixture(mix.logw, mix.cumw, mix.mu[lay.disc], mix.sigma[lay.disc],
-                            mix.log_norm[lay.disc], mix.cat_probs, mix.cat_logp,
-                            mix.prec, mix.mu_prec, mix.const)
-            num, cat = _log_kernel(sub, subm, x)
+            num, cat = _log_kernel(lay, mix, x, disc_only=True)
             acc = acc + num.sum(axis=0) + cat.sum(axis=0)
         return _logsumexp(acc)
     num, cat = _log_kernel(lay, mix, x)
