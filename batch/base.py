@@ -23,7 +23,6 @@ import enum
 import math
 import os
 import re
-import shlex
 import shutil
 import string
 import subprocess
@@ -416,19 +415,25 @@ class BatchSystem(abc.ABC):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _run(self, cmd: Sequence[str], *, what: str, check: bool = True,
-             input: str | None = None) -> str:
-        """Run a scheduler command; turn failures into one-sentence shadho errors."""
+    def _call(self, cmd: Sequence[str], *, what: str,
+              input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a scheduler command; a missing command or a hang becomes a shadho error."""
         if shutil.which(cmd[0]) is None:
             raise BackendUnavailableError(
                 f"cannot {what}: {cmd[0]!r} is not on PATH (is {self.name} installed here?)")
         try:
-            proc = subprocess.run(list(cmd), input=input, capture_output=True, text=True, timeout=120)
+            return subprocess.run(list(cmd), input=input, capture_output=True, text=True,
+                                  timeout=120)
         except subprocess.TimeoutExpired:
             raise WorkerError(f"cannot {what}: {cmd[0]} did not answer within 120 s") from None
+
+    def _run(self, cmd: Sequence[str], *, what: str, check: bool = True,
+             input: str | None = None) -> str:
+        """Run a scheduler command and return its output; failures become one sentence."""
+        proc = self._call(cmd, what=what, input=input)
         if check and proc.returncode != 0:
             msg = " ".join((proc.stderr or proc.stdout).split())[:500]
-            raise WorkerError(f"cannot {what}: {shlex.join(cmd[:1])} exited {proc.returncode}: {msg}")
+            raise WorkerError(f"cannot {what}: {cmd[0]} exited {proc.returncode}: {msg}")
         return proc.stdout
 
 
