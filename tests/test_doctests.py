@@ -1,0 +1,18 @@
+"""Run the examples in the public modules' docstrings."""
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shadho.trial",
+           "shadho.compute", "shadho.samplers.base", "shadho.managers.local",
+           "shadho.heuristics.scheduler", "shadho.driver", "shadho.progress"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    mod = importlib.import_module(name)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
