@@ -475,6 +475,7 @@ class Shadho:
             if self._store is not None:
                 self._store.requeue_running(self._exp)
                 self._store.set_progress(self._exp, {"workers": 0, "in_flight": 0, "finished": True})
+                self._store.flush()
             progress.close()
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)

@@ -186,6 +186,9 @@ class ResultsStore:
             raise StoreError(f"{self.path}: opened read-only")
         return ResultsStore._Tx(self.conn)
 
+    def flush(self) -> None:
+        """Make everything written so far durable (SQLite commits per transaction: no-op)."""
+
     def close(self) -> None:
         """Release every experiment this store owns and close the file."""
         try:

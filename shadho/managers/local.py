@@ -84,6 +84,11 @@ def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSet
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
+        import faulthandler
+        import sys
+        faulthandler.disable()
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
         os.setsid()
         if memory_mb:
             limit = int(memory_mb * 2**20)
