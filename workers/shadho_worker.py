@@ -165,3 +165,135 @@ def read_performance(path: str, max_bytes: int = MAX_RESULT_BYTES) -> dict[str, 
     except ResultError as exc:
         return {"status": "error", "error": f"bad result file: {exc}"}
     return {"status": "success", "loss": loss, "results": metrics}
+
+
+# ---------------------------------------------------------------- Work Queue task entry
+#
+# ``python shadho_worker.py OBJECTIVE PARAMS RESULT`` evaluates one or more trials of a
+# pickled callable. OBJECTIVE starts with one header line of JSON (the master's Python
+# and cloudpickle versions), then the cloudpickle bytes. PARAMS is JSON:
+# ``{"trials": [[id, params], ...], "timeout": s|null, "memory_mb": n|null}``.
+# RESULT is rewritten atomically after every trial:
+# ``{"host", "slurm", "python", "cloudpickle", "trials": {id: evaluate() result}}``, or
+# the same with ``"error"`` instead of ``"trials"`` when the objective cannot be loaded.
+
+#: First bytes of an objective file written by the master.
+OBJECTIVE_MAGIC = b"SHADHO-OBJECTIVE 1 "
+
+
+def _versions() -> dict[str, Any]:
+    try:
+        import cloudpickle
+        cp = getattr(cloudpickle, "__version__", "unknown")
+    except ImportError:
+        cp = None
+    return {"python": "%d.%d.%d" % sys.version_info[:3], "cloudpickle": cp}
+
+
+def _version_problem(master: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """Why a pickle made by ``master`` cannot load here, or None."""
+    both = (f"master: Python {master.get('python')}, cloudpickle {master.get('cloudpickle')}; "
+            f"worker ({sys.executable}): Python {here['python']}, cloudpickle {here['cloudpickle']}")
+    if here["cloudpickle"] is None:
+        return (f"cloudpickle is not installed for the worker's Python (missing module 'cloudpickle'); "
+                f"{both}. Install cloudpickle=={master.get('cloudpickle')} there or set worker_python=")
+    mp = str(master.get("python", "")).split(".")[:2]
+    if mp != here["python"].split(".")[:2]:
+        return f"Python version mismatch (pickled functions need the same major.minor); {both}"
+    mc = str(master.get("cloudpickle", "")).split(".")[:1]
+    if mc != str(here["cloudpickle"]).split(".")[:1]:
+        return f"cloudpickle version mismatch; {both}"
+    return None
+
+
+def load_objective(path: str) -> Callable[[dict[str, Any]], Any]:
+    """Load a master-written objective file, checking versions before unpickling.
+
+    Raises:
+        ResultError: with a message naming both sides' versions (and a missing module).
+    """
+    here = _versions()
+    with open(path, "rb") as fh:
+        header = fh.readline()
+        data = fh.read()
+    if not header.startswith(OBJECTIVE_MAGIC):
+        raise ResultError(f"{os.path.basename(path)} is not a shadho objective file")
+    master = json.loads(header[len(OBJECTIVE_MAGIC):])
+    problem = _version_problem(master, here)
+    if problem:
+        raise ResultError(problem)
+    import pickle
+
+    import cloudpickle  # noqa: F401 - functions pickled by value need it at load time
+
+    both = (f"master: Python {master.get('python')}, cloudpickle {master.get('cloudpickle')}; "
+            f"worker ({sys.executable}): Python {here['python']}, cloudpickle {here['cloudpickle']}")
+    try:
+        return pickle.loads(data)
+    except ImportError as exc:
+        raise ResultError(f"could not load the objective on the worker: missing module "
+                          f"{getattr(exc, 'name', None) or exc} ({exc}); {both}. Install it on the "
+                          f"workers or ship it with add_input_file") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is reported, not raised
+        raise ResultError(f"could not load the objective on the worker: {type(exc).__name__}: "
+                          f"{exc}; {both}") from None
+
+
+class _TrialTimeout(BaseException):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _TrialTimeout()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry of a Work Queue task: ``shadho_worker.py OBJECTIVE PARAMS RESULT``."""
+    import signal
+    import socket
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        sys.stderr.write("usage: shadho_worker.py OBJECTIVE PARAMS RESULT\n")
+        return 2
+    obj_path, params_path, result_path = args
+    doc: dict[str, Any] = {"host": socket.gethostname(), "slurm": os.environ.get("SLURM_JOB_ID"),
+                           **_versions()}
+    try:
+        with open(params_path) as fh:
+            job = json.load(fh)
+        fn = load_objective(obj_path)
+    except ResultError as exc:
+        write_json_atomic(result_path, {**doc, "error": str(exc)})
+        return 0
+    except (OSError, ValueError) as exc:
+        write_json_atomic(result_path, {**doc, "error": f"could not read the task's inputs: {exc}"})
+        return 0
+    if job.get("memory_mb"):
+        import resource
+
+        limit = int(float(job["memory_mb"]) * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    timeout = job.get("timeout")
+    if timeout:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    results: dict[str, Any] = {}
+    for trial_id, params in job["trials"]:
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, float(timeout))
+        try:
+            res = evaluate(fn, params)
+        except _TrialTimeout:  # fired between evaluate's try and return
+            res = {"status": "error"}
+        finally:
+            if timeout:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if res["status"] == "error" and (res.get("error") is None or "_TrialTimeout" in res["error"]):
+            res = {**res, "error": f"trial exceeded task_timeout={timeout:g} s and was interrupted"}
+        results[str(trial_id)] = res
+        write_json_atomic(result_path, {**doc, "trials": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,681 @@
+"""Run trials as Work Queue tasks (cctools), on local and remote workers.
+
+The only module of shadho that imports Work Queue, and only inside
+:func:`import_work_queue`. One experiment's objective is cloudpickled once into a
+file shipped to workers as a cached input; each task ships its trials' params as
+a small JSON buffer and runs ``<python> shadho_worker.py objective.pkl params.json
+result.json``. Results come back as JSON files (never pickles) and are size-checked
+before parsing. Shell-command objectives run the command in the task's sandbox
+with ``hyperparameters.json`` and read back ``performance.json``.
+
+Compute classes become Work Queue categories (FIXED allocation when sized), and
+their features become task features. Late binding: :meth:`WorkQueueManager.capacity`
+hands out only the free slots of connected workers plus a small queue margin.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from shadho.compute import ALLOCATED, ComputeClass
+from shadho.errors import BackendUnavailableError, WorkerError
+from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys
+
+log = logging.getLogger("shadho")
+
+_INSTALL_HINT = ("Work Queue (cctools) is not installed for this Python. Install it with conda: "
+                 "`conda install -c conda-forge ndcctools`, or on Debian/Ubuntu: "
+                 "`apt-get install coop-computing-tools python3-workqueue` (then make "
+                 "/usr/lib/python3/dist-packages/work_queue.py importable from your environment).")
+
+#: Keys a local worker spec may hold.
+WORKER_SPEC_KEYS = ("cores", "memory", "disk", "gpus", "features")
+#: Extra keyword options of WorkQueueManager, with their defaults.
+OPTIONS = {"worker_timeout": 60, "worker_args": (), "max_retries": 5, "queue_margin": None,
+           "worker_binary": "work_queue_worker"}
+_RESULT_MAX_BYTES = 1 << 20
+_DEFAULT = "shadho-default"
+
+
+def import_work_queue() -> Any:
+    """The Work Queue module: ``ndcctools.work_queue`` (conda) or ``work_queue`` (Debian).
+
+    Raises:
+        BackendUnavailableError: neither is importable; the message says how to install.
+    """
+    try:
+        from ndcctools import work_queue as wq  # type: ignore[import-not-found]
+        return wq
+    except ImportError:
+        pass
+    try:
+        import work_queue as wq  # type: ignore[import-not-found]
+        return wq
+    except ImportError as exc:
+        raise BackendUnavailableError(f"{_INSTALL_HINT} ({exc})") from None
+
+
+@dataclass
+class _Pending:
+    """One submitted Work Queue task: the shadho task (or one trial of it) it runs."""
+
+    spec: TaskSpec
+    trials: tuple[tuple[int, dict[str, Any]], ...]
+    wq_task: Any
+    result_path: str
+    category: str
+    submitted: float = field(default_factory=time.time)
+
+
+@dataclass
+class _LocalWorker:
+    spec: dict[str, Any]
+    args: list[str]
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+
+
+def _parse_worker_specs(local_workers: Any, name: str | None) -> list[dict[str, Any]]:
+    if local_workers is None:
+        # A named manager expects remote workers (found through the catalog): start none.
+        return [] if name else [{"cores": 1} for _ in range(os.cpu_count() or 1)]
+    if isinstance(local_workers, bool):
+        raise TypeError(f"local_workers must be an int or a list of worker specs, got {local_workers!r}")
+    if isinstance(local_workers, int):
+        if local_workers < 0:
+            raise ValueError(f"local_workers must be >= 0, got {local_workers}")
+        return [{"cores": 1} for _ in range(local_workers)]
+    if not isinstance(local_workers, (list, tuple)):
+        raise TypeError(f"local_workers must be an int or a list of worker specs (dicts with "
+                        f"{', '.join(WORKER_SPEC_KEYS)}), got {local_workers!r}")
+    specs = []
+    for spec in local_workers:
+        if not isinstance(spec, dict):
+            raise TypeError(f"a local worker spec must be a dict with {', '.join(WORKER_SPEC_KEYS)}, got {spec!r}")
+        bad = sorted(set(spec) - set(WORKER_SPEC_KEYS))
+        if bad:
+            raise ValueError(f"unknown local worker spec key(s) {', '.join(bad)}; valid: {', '.join(WORKER_SPEC_KEYS)}")
+        feats = spec.get("features") or {}
+        if isinstance(feats, dict):
+            feats = [f"{k}={v}" for k, v in feats.items()]
+        elif isinstance(feats, str):
+            feats = [feats]
+        specs.append({"cores": spec.get("cores", 1), "memory": spec.get("memory"), "disk": spec.get("disk"),
+                      "gpus": spec.get("gpus"), "features": list(feats)})
+    return specs
+
+
+def _total_memory_mb() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Local workers must not outlive a master killed with SIGKILL (Linux only)."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; --connect-timeout is the fallback
+        pass
+
+
+class WorkQueueManager(ExecutionManager):
+    """Trials as Work Queue tasks.
+
+    Args:
+        local_workers: workers started on this machine for the run: an int (that many
+            1-core workers), a list of specs (dicts with ``cores``, ``memory`` (MB),
+            ``disk`` (MB), ``gpus``, ``features`` such as ``{'size': 'big'}``), ``0`` (none:
+            wait for remote workers) or None: one 1-core worker per CPU of this machine,
+            or none when ``name`` is given (a named manager expects remote workers).
+        port: an int (0: the first free port from 1024) or ``[low, high]``.
+        password: a password file; None generates one (mode 0600, private folder).
+            Workers need the same file: ``work_queue_worker --password FILE HOST PORT``.
+        name, catalog: advertise as ``name`` to catalog ``host:port`` (both needed).
+        worker_python: the Python that runs callable objectives on workers. Default:
+            this interpreter on workers shadho starts, ``python3`` on others.
+        max_queued_tasks: most tasks waiting (beyond free slots) per compute class.
+        worker_timeout: local workers exit this many seconds after losing the manager.
+        worker_args: extra command-line arguments for local workers.
+        max_retries: times a task is moved to another worker after worker failures.
+        queue_margin: tasks kept waiting per class beyond free slots (default: half
+            the slots, at least 2, at most max_queued_tasks).
+        worker_binary: the ``work_queue_worker`` executable.
+    """
+
+    def __init__(self, local_workers: Any = None, port: int | Sequence[int] = 0, password: str | None = None,
+                 name: str | None = None, catalog: str | None = None, worker_python: str | None = None,
+                 max_queued_tasks: int = 100, **options: Any) -> None:
+        bad = sorted(set(options) - set(OPTIONS))
+        if bad:
+            raise TypeError(f"WorkQueueManager got unknown option(s) {', '.join(bad)}; valid: "
+                            f"{', '.join(f'{k} (default {v!r})' for k, v in OPTIONS.items())}")
+        if isinstance(port, bool) or not (isinstance(port, int) or (
+                isinstance(port, (list, tuple)) and len(port) == 2 and all(isinstance(p, int) for p in port))):
+            raise TypeError(f"port must be an int or [low, high], got {port!r}")
+        if password is not None and not os.path.isfile(password):
+            raise ValueError(f"password must be the path of an existing password file, got {password!r}")
+        self.options = {**OPTIONS, **options}
+        self.worker_specs = _parse_worker_specs(local_workers, name)
+        self.port_request = port
+        self.password = password
+        self.name = name
+        self.catalog = catalog
+        self.worker_python = worker_python
+        self.max_queued_tasks = max_queued_tasks
+        self._wq: Any = None
+        self._q: Any = None
+        self._settings: RunSettings | None = None
+        self._tmp: str | None = None
+        self._pw: str | None = None
+        self._files: list[tuple[str, str, bool]] = []
+        self._pending: dict[int, _Pending] = {}
+        self._workers: list[_LocalWorker] = []
+        self._classes: dict[str | None, ComputeClass | None] = {}
+        self._category: dict[str | None, str] = {}
+        self._task_res: dict[str | None, dict[str, float]] = {}
+        self._per_class: dict[str | None, int] = {}
+        self._seq = 0
+        self.port: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self, settings: RunSettings) -> None:
+        wq = self._wq = import_work_queue()
+        self._settings = settings
+        self._tmp = tempfile.mkdtemp(prefix=f"shadho-wq-{os.getpid()}-")
+        os.makedirs(os.path.join(self._tmp, "results"))
+        if self.password is None:
+            self._pw = os.path.join(self._tmp, "password")
+            fd = os.open(self._pw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))  # no trailing newline: it would be part of it
+        else:
+            self._pw = os.path.abspath(self.password)
+        try:
+            q = wq.WorkQueue(port=list(self.port_request) if not isinstance(self.port_request, int)
+                             else self.port_request)
+        except Exception as exc:  # Work Queue raises a bare Exception
+            self._cleanup_tmp()
+            raise WorkerError(f"Work Queue could not listen on port {self.port_request!r}: {exc}") from None
+        self._q = q
+        self.port = q.port
+        q.specify_password_file(self._pw)
+        if self.name and self.catalog:
+            host, _, cport = str(self.catalog).rpartition(":")
+            if not host:
+                host, cport = str(self.catalog), "9097"
+            q.specify_catalog_server(host, int(cport))
+            q.specify_name(self.name)
+        self._setup_categories(settings)
+        self._setup_files(settings)
+        self._start_workers()
+        log.info("Work Queue manager on port %d (%d local workers)", self.port, len(self._workers))
+
+    def _setup_categories(self, settings: RunSettings) -> None:
+        wq, q = self._wq, self._q
+        classes = settings.compute_classes
+        keys = class_keys(classes)
+        for key in keys:
+            cc = next((c for c in classes if c.name == key), None)
+            self._classes[key] = cc
+            cat = cc.name if cc is not None else _DEFAULT
+            self._category[key] = cat
+            sizes = dict(cc.resources) if cc is not None else {}
+            if sizes:
+                q.specify_category_max_resources(cat, {k: int(math.ceil(v)) for k, v in sizes.items()})
+                q.specify_category_mode(cat, wq.WORK_QUEUE_ALLOCATION_MODE_FIXED)
+            # A task without resources takes a whole worker: default to one core.
+            self._task_res[key] = sizes if sizes.get("cores") else {"cores": 1, **sizes}
+            self._per_class[key] = 0
+
+    def _setup_files(self, settings: RunSettings) -> None:
+        import shadho_worker
+
+        assert self._tmp is not None
+        # Copies under this run's private folder: their cache names are unique to the run,
+        # so a long-lived remote worker never reuses a stale copy from another experiment.
+        worker_py = os.path.join(self._tmp, "shadho_worker.py")
+        shutil.copyfile(shadho_worker.__file__, worker_py)
+        self._files = [(worker_py, "shadho_worker.py", True)]
+        if callable(settings.objective):
+            obj = os.path.join(self._tmp, "objective.pkl")
+            with open(obj, "wb") as fh:
+                fh.write(_dump_objective(settings.objective))
+            self._files.append((obj, "objective.pkl", True))
+        for f in settings.inputs:
+            self._files.append((os.path.abspath(f.local), f.remote, f.cache))
+
+    def _start_workers(self) -> None:
+        assert self._tmp is not None and self._pw is not None
+        n = len(self.worker_specs)
+        mem_share = (_total_memory_mb() or 0) // max(n, 1) or None
+        for i, spec in enumerate(self.worker_specs):
+            wdir = os.path.join(self._tmp, f"worker-{i}")
+            os.makedirs(wdir)
+            args = [self.options["worker_binary"], "localhost", str(self.port), "--password", self._pw,
+                    "--connect-timeout", str(int(self.options["worker_timeout"])),
+                    "--idle-timeout", "86400", "--workdir", wdir,
+                    "--cores", str(spec["cores"]), "--gpus", str(spec.get("gpus") or 0)]
+            memory = spec.get("memory") or mem_share
+            if memory:
+                args += ["--memory", str(int(memory))]
+            if spec.get("disk"):
+                args += ["--disk", str(int(spec["disk"]))]
+            for feat in spec.get("features") or ():
+                args += ["--feature", feat]
+            args += [str(a) for a in self.options["worker_args"]]
+            w = _LocalWorker({**spec, "memory": memory}, args)
+            self._spawn(w)
+            self._workers.append(w)
+
+    def _spawn(self, w: _LocalWorker) -> None:
+        assert self._tmp is not None
+        env = {**os.environ, "SHADHO_PYTHON": self.worker_python or sys.executable}
+        logf = open(os.path.join(self._tmp, f"worker-log-{id(w)}.txt"), "ab")
+        try:
+            w.proc = subprocess.Popen(w.args, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                      env=env, preexec_fn=_die_with_parent)
+        except FileNotFoundError:
+            raise WorkerError(f"cannot start local workers: {w.args[0]!r} not found on PATH "
+                              f"(install cctools, or pass local_workers=0 for remote workers)") from None
+        finally:
+            logf.close()
+
+    def _check_workers(self) -> None:
+        """Restart local workers that died (a few times each), so a run cannot stall."""
+        for w in self._workers:
+            if w.proc is not None and w.proc.poll() is not None and w.restarts < 3:
+                log.warning("local Work Queue worker exited with status %s; restarting it", w.proc.returncode)
+                w.restarts += 1
+                self._spawn(w)
+
+    def stop(self) -> None:
+        self.cancel_all()
+        for w in self._workers:
+            self._kill_worker(w)
+        self._workers = []
+        if self._q is not None:
+            # Dropping the last reference deletes the queue and closes its port.
+            q, self._q = self._q, None
+            free = getattr(q, "_free_queue", None)
+            if free is not None:
+                free()
+            del q
+        self._cleanup_tmp()
+
+    @staticmethod
+    def _kill_worker(w: _LocalWorker) -> None:
+        p = w.proc
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGTERM)  # the worker and its tasks (own session)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            p.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.wait(timeout=5)
+
+    def _cleanup_tmp(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    # ------------------------------------------------------------ late binding
+
+    def _slots(self) -> dict[str | None, int]:
+        """Tasks of each class the connected (or starting local) workers can run at once."""
+        live = [w for w in self._workers if w.proc is not None and w.proc.poll() is None]
+        st = self._q.stats
+        remote = {"workers": max(0, st.workers_connected - len(live)),
+                  "cores": max(0, st.total_cores - sum(float(w.spec["cores"]) for w in live)),
+                  "memory": max(0, st.total_memory - sum(float(w.spec.get("memory") or 0) for w in live)),
+                  "gpus": max(0, st.total_gpus - sum(float(w.spec.get("gpus") or 0) for w in live))}
+        out = {}
+        for key, cc in self._classes.items():
+            need = self._task_res[key]
+            feature = cc.feature if cc is not None else None
+            n = 0
+            for w in live:
+                if feature and feature not in (w.spec.get("features") or ()):
+                    continue
+                n += _fits(w.spec, need)
+            if remote["workers"]:
+                # Remote workers' features are not visible: count their pooled resources.
+                n += remote["workers"] if feature else _fits(remote, need)
+            out[key] = n
+        return out
+
+    def capacity(self) -> dict[str | None, int]:
+        if self._q is None:
+            return {}
+        slots = self._slots()
+        out = {}
+        for key, n in slots.items():
+            cc = self._classes[key]
+            limit = min(cc.max_queued_tasks if cc is not None else self.max_queued_tasks, self.max_queued_tasks)
+            margin = self.options["queue_margin"]
+            margin = max(2, (n + 1) // 2) if margin is None else int(margin)
+            # Keep every slot busy plus a short queue; a long queue slows Work Queue's dispatch.
+            out[key] = max(0, n + min(margin, limit) - self._per_class[key])
+        return out
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def status(self) -> dict[str, Any]:
+        if self._q is None:
+            return {"workers": 0, "running": 0, "queued": 0}
+        st = self._q.stats
+        return {"workers": st.workers_connected, "running": st.tasks_running, "queued": st.tasks_waiting}
+
+    # ------------------------------------------------------------ submit
+
+    def submit(self, task: TaskSpec) -> None:
+        assert self._settings is not None and self._q is not None, "start() first"
+        if callable(self._settings.objective):
+            self._submit(task, task.trials)
+        else:
+            for trial in task.trials:  # one command run per task: its sandbox holds one params file
+                self._submit(task, (trial,))
+
+    def _submit(self, spec: TaskSpec, trials: tuple[tuple[int, dict[str, Any]], ...]) -> None:
+        wq, q, settings = self._wq, self._q, self._settings
+        assert settings is not None and self._tmp is not None
+        self._seq += 1
+        result = os.path.join(self._tmp, "results", f"r{self._seq}.json")
+        key = spec.compute_class
+        cc = self._classes.get(key)
+        timeout = settings.task_timeout
+        if callable(settings.objective):
+            py = shlex.quote(self.worker_python) if self.worker_python else '"${SHADHO_PYTHON:-python3}"'
+            t = wq.Task(f"{py} shadho_worker.py objective.pkl params.json result.json")
+            job = {"trials": [[tid, p] for tid, p in trials], "timeout": timeout,
+                   "memory_mb": cc.resources.get("memory") if cc is not None else None}
+            t.specify_buffer(json.dumps(job), "params.json", cache=False)
+            t.specify_output_file(result, "result.json", cache=False)
+            if timeout:  # the worker interrupts each trial itself; this is the backstop
+                t.specify_running_time_max(int(math.ceil(timeout * len(trials) + 30)))
+        else:
+            # The first line of stdout names the batch job the worker runs in.
+            t = wq.Task(f'echo "@@shadho slurm=${{SLURM_JOB_ID:-}}"; {settings.objective}')
+            t.specify_buffer(json.dumps(trials[0][1]), "hyperparameters.json", cache=False)
+            t.specify_output_file(result, "performance.json", cache=False)
+            for f in settings.outputs:
+                t.specify_output_file(os.path.abspath(f.local), f.remote, cache=f.cache)
+            if timeout:
+                t.specify_running_time_max(int(math.ceil(timeout)))
+        for local, remote, cache in self._files:
+            t.specify_input_file(local, remote, cache=cache)
+        t.specify_category(self._category[key])
+        for res, v in self._task_res[key].items():
+            getattr(t, f"specify_{res}")(int(math.ceil(v)))
+        if cc is not None and cc.feature:
+            t.specify_feature(cc.feature)
+        t.specify_priority(float(spec.priority))
+        t.specify_max_retries(int(self.options["max_retries"]))
+        tid = q.submit(t)
+        self._pending[tid] = _Pending(spec, trials, t, result, self._category[key])
+        self._per_class[key] = self._per_class.get(key, 0) + 1
+
+    def set_priorities(self, priorities: dict[str | None, dict[str, float]]) -> None:
+        """Re-prioritise waiting tasks: a waiting task is cancelled and resubmitted with its
+        new priority (Work Queue has no call to change a queued task's priority)."""
+        if self._q is None or not priorities:
+            return
+        wq, q = self._wq, self._q
+        ready = getattr(wq, "WORK_QUEUE_TASK_READY", 1)
+        for tid, p in list(self._pending.items()):
+            new = priorities.get(p.spec.compute_class, {}).get(p.spec.space_id)
+            if new is None or float(new) == float(p.wq_task.priority) or q.task_state(tid) != ready:
+                continue
+            q.cancel_by_taskid(tid)
+            getattr(q, "_task_table", {}).pop(tid, None)  # cancel leaves it in the Python table
+            del self._pending[tid]
+            p.wq_task.specify_priority(float(new))
+            self._pending[q.submit(p.wq_task)] = p
+
+    # ------------------------------------------------------------ results
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        if self._q is None:
+            return []
+        self._check_workers()
+        if not self._pending:
+            time.sleep(min(max(timeout, 0.0), 0.05))
+            return []
+        q = self._q
+        out: list[TrialOutcome] = []
+        # Work Queue waits in whole seconds; it returns as soon as a task is done.
+        t = q.wait(int(math.ceil(timeout)) if timeout > 0 else 0)
+        n = 0
+        while t is not None:
+            out.extend(self._collect(t))
+            n += 1
+            if n >= 1000:
+                break
+            t = q.wait(0)
+        return out
+
+    def _collect(self, t: Any) -> list[TrialOutcome]:
+        p = self._pending.pop(t.id, None)
+        if p is None:
+            return []
+        key = p.spec.compute_class
+        self._per_class[key] -= 1
+        try:
+            return self._outcomes(p, t)
+        finally:
+            try:
+                os.unlink(p.result_path)
+            except OSError:
+                pass
+
+    def _outcomes(self, p: _Pending, t: Any) -> list[TrialOutcome]:
+        wq = self._wq
+        assert self._settings is not None
+        key = p.spec.compute_class
+        host = _clean(getattr(t, "hostname", None)) or "unknown"
+        result, status = t.result, t.return_status
+        doc: dict[str, Any] = {}
+        if callable(self._settings.objective):
+            doc = _read_json(p.result_path)
+            host = _clean(doc.get("host")) or host
+            slurm = _clean(doc.get("slurm"))
+        else:
+            first = (t.output or "").split("\n", 1)[0]
+            slurm = _clean(first[len("@@shadho slurm="):]) if first.startswith("@@shadho slurm=") else None
+        worker = f"{host}/slurm:{slurm}" if slurm else host
+        extra = {"worker": worker, "compute_class": key}
+        start = _usec(getattr(t, "execute_cmd_start", None))
+        finish = _usec(getattr(t, "execute_cmd_finish", None)) or time.time()
+
+        why = None
+        if result == wq.WORK_QUEUE_RESULT_SIGNAL or (result == wq.WORK_QUEUE_RESULT_SUCCESS and status > 128):
+            sig = status - 128 if status > 128 else status
+            try:
+                why = f"task killed by signal {signal.Signals(sig).name}"
+            except ValueError:
+                why = f"task killed by a signal (status {status})"
+        elif result in (wq.WORK_QUEUE_RESULT_TASK_MAX_RUN_TIME, wq.WORK_QUEUE_RESULT_TASK_TIMEOUT):
+            why = f"task exceeded task_timeout={self._settings.task_timeout:g} s and was killed"
+        elif result == wq.WORK_QUEUE_RESULT_RESOURCE_EXHAUSTION:
+            why = f"task exceeded its resources ({_limits(t) or p.category}) and was killed"
+        elif result == wq.WORK_QUEUE_RESULT_MAX_RETRIES:
+            why = f"task given up after {self.options['max_retries']} retries on failing workers"
+        elif result == wq.WORK_QUEUE_RESULT_DISK_ALLOC_FULL:
+            why = "task filled its disk allocation"
+        elif result == wq.WORK_QUEUE_RESULT_INPUT_MISSING:
+            why = "an input file could not be sent to the worker"
+        elif result == wq.WORK_QUEUE_RESULT_FORSAKEN:
+            why = "task forsaken by its worker"
+        elif result not in (wq.WORK_QUEUE_RESULT_SUCCESS, wq.WORK_QUEUE_RESULT_OUTPUT_MISSING):
+            why = f"Work Queue result {t.result_str or result}"
+
+        if not callable(self._settings.objective):
+            tid = p.trials[0][0]
+            res = _read_performance(p.result_path)
+            if why is None and status != 0:
+                why = f"command exited with status {status}"
+                if res["status"] == "error":
+                    why += f": {res['error']}"
+            if why is None:
+                return [TrialOutcome.from_json(tid, {**res, "start": start, "finish": finish}, **extra)]
+            return [TrialOutcome(tid, False, error=_with_output(why, t), start_time=start,
+                                 finish_time=finish, **extra)]
+
+        if "error" in doc and why is None:  # the objective could not be loaded
+            err = str(doc["error"])[:20000]
+            return [TrialOutcome(tid, False, error=err, start_time=start, finish_time=finish, **extra)
+                    for tid, _ in p.trials]
+        results = doc.get("trials") if isinstance(doc.get("trials"), dict) else {}
+        out, blamed = [], False
+        for tid, _ in p.trials:
+            r = results.get(str(tid))
+            if r is not None:
+                out.append(TrialOutcome.from_json(tid, r, **extra))
+                continue
+            if why is None:
+                why = (f"worker process exited with status {status} before writing a result"
+                       if status else "the task wrote no result")
+            # Only the trial that was running is to blame; later ones of a batch re-run.
+            out.append(TrialOutcome(tid, False, error=None if blamed else _with_output(why, t),
+                                    start_time=start, finish_time=finish, lost=blamed, **extra))
+            blamed = True
+        return out
+
+    def cancel_all(self) -> list[int]:
+        ids: list[int] = []
+        q = self._q
+        for tid, p in list(self._pending.items()):
+            if q is not None:
+                q.cancel_by_taskid(tid)
+                getattr(q, "_task_table", {}).pop(tid, None)
+            ids.extend(t for t, _ in p.trials)
+        self._pending.clear()
+        self._per_class = {k: 0 for k in self._per_class}
+        return ids
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _dump_objective(fn: Any) -> bytes:
+    """The objective file: one JSON header line (versions), then cloudpickle bytes.
+
+    A function from the user's own module (not installed in site-packages) is pickled
+    by value, so workers need not have that module.
+    """
+    import cloudpickle
+    import shadho_worker
+
+    header = {"python": "%d.%d.%d" % sys.version_info[:3], "cloudpickle": cloudpickle.__version__}
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    by_value = False
+    mfile = getattr(module, "__file__", None) or ""
+    if module is not None and module.__name__ != "__main__" and mfile and \
+            "site-packages" not in mfile and "dist-packages" not in mfile and \
+            not module.__name__.startswith("shadho"):
+        try:
+            cloudpickle.register_pickle_by_value(module)
+            by_value = True
+        except (ValueError, AttributeError):
+            pass
+    try:
+        data = cloudpickle.dumps(fn)
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+    return shadho_worker.OBJECTIVE_MAGIC + json.dumps(header).encode() + b"\n" + data
+
+
+def _fits(res: dict[str, Any], need: dict[str, float]) -> int:
+    """How many tasks needing ``need`` fit in resources ``res`` (unknown sizes: no limit)."""
+    n = math.inf
+    for k in ALLOCATED:
+        want = float(need.get(k) or 0)
+        if want <= 0:
+            continue
+        have = res.get(k)
+        if have is None:
+            if k in ("gpus",):
+                return 0
+            continue
+        n = min(n, math.floor(float(have) / want + 1e-9))
+    return 0 if n == math.inf else int(max(0, n))
+
+
+def _clean(value: Any, n: int = 200) -> str | None:
+    if value is None:
+        return None
+    s = str(value).strip()[:n]
+    return s or None
+
+
+def _usec(v: Any) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v / 1e6 if v > 0 else None
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return {}
+    if size > _RESULT_MAX_BYTES * 20:
+        return {"error": f"result file is {size} bytes (limit {_RESULT_MAX_BYTES * 20})"}
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        return {"error": f"malformed result file from the worker: {exc}"}
+    return doc if isinstance(doc, dict) else {"error": f"malformed result file from the worker: {str(doc)[:200]}"}
+
+
+def _read_performance(path: str) -> dict[str, Any]:
+    import shadho_worker
+
+    return shadho_worker.read_performance(path)
+
+
+def _limits(t: Any) -> str:
+    try:
+        lim = t.limits_exceeded
+        return ", ".join(f"{k}" for k in ("cores", "memory", "disk", "gpus", "wall_time")
+                         if getattr(lim, k, -1) not in (-1, None)) if lim is not None else ""
+    except Exception:  # noqa: BLE001 - only for the message
+        return ""
+
+
+def _with_output(why: str, t: Any) -> str:
+    text = (getattr(t, "output", None) or "").strip()
+    if text.startswith("@@shadho slurm="):
+        text = text.split("\n", 1)[1].strip() if "\n" in text else ""
+    return why + (f"\n--- last output ---\n{text[-1500:]}" if text else "")
