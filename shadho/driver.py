@@ -476,6 +476,9 @@ class Shadho:
                 self._store.requeue_running(self._exp)
                 self._store.set_progress(self._exp, {"workers": 0, "in_flight": 0, "finished": True})
                 self._store.flush()
+                counts = self._store.counts(self._exp)
+                progress.update(done=counts["COMPLETE"], failed=counts["FAILED"], running=0, workers=0,
+                                best=self._best.loss if self._best else None)
             progress.close()
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
