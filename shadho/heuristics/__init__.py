@@ -1,0 +1,13 @@
+"""Hardware-aware heuristics: complexity and uncertainty of search spaces, the speed
+of each compute class on each space, and the assignment of spaces to classes.
+
+The driver builds its scheduler through :func:`make_scheduler`.
+"""
+from shadho.heuristics.assignment import Assignment, assign
+from shadho.heuristics.complexity import complexity
+from shadho.heuristics.scheduler import Scheduler, make_scheduler
+from shadho.heuristics.strength import RuntimeModel
+from shadho.heuristics.uncertainty import uncertainty
+
+__all__ = ["Assignment", "RuntimeModel", "Scheduler", "assign", "complexity", "make_scheduler",
+           "uncertainty"]

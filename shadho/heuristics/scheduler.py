@@ -4,26 +4,57 @@ The driver asks :meth:`Scheduler.pick` for a space each time a slot of a class
 needs work (late binding), reports every finished trial to :meth:`observe`, and
 calls :meth:`reassign` when :meth:`due` says so; the rows it returns are written
 to the results store so users can see why the search went where it went.
+
+Modes:
+
+* ``use_complexity`` / ``use_uncertainty`` (the defaults): spaces are scored by
+  ``score = C_s / max(C) * U_s`` (:mod:`.complexity`, :mod:`.uncertainty`; a switched
+  off factor is 1), ranked, and spread over the classes by :func:`.assignment.assign`
+  using per-(space, class) speeds learned online (:mod:`.strength`): every space on
+  at least two classes, the highest-ranked ones on the strongest classes, each
+  class drawing from its own weights where its comparative advantage lies.
+* ``cost_aware=True``: the score is further multiplied by each space's expected
+  improvement over the best loss so far (relative to the largest; spaces without a
+  fit count as the largest), so trial shares follow expected improvement and the
+  allocation turns them into improvement per second of measured runtime.
+* both heuristics off (and not cost aware): the hardware-oblivious baseline, every
+  space on every class, uniform choice.
+
+Decision cost: :meth:`pick` is a bisection in a cached cumulative table and
+:meth:`observe` two array updates; :meth:`reassign` refits the uncertainty of the
+spaces whose history changed and solves one assignment (about 2 ms for 100 spaces
+on 4 classes, i.e. 0.2 ms per result at the default ``reassign_every=10``).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import bisect
+import time
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from shadho.compute import ComputeClass
+from shadho.heuristics.assignment import Assignment, assign, shares_from_scores
+from shadho.heuristics.complexity import complexities
+from shadho.heuristics.strength import RuntimeModel
+from shadho.heuristics.uncertainty import Fit, expected_improvement, fit_surrogate
 from shadho.samplers.base import History
 from shadho.spaces import SearchSpace
 
+__all__ = ["Scheduler", "make_scheduler"]
+
 
 class Scheduler:
-    """Hardware-oblivious baseline: every space on every class, uniform choice.
+    """Ranks spaces and assigns them to compute classes (see the module docstring).
 
     Example:
         >>> from shadho.spaces import split, uniform
         >>> sp = split({'exclusive': True, 'a': {'x': uniform(0, 1)}, 'b': {'y': uniform(0, 1)}})
         >>> s = Scheduler(sp, [])
         >>> s.pick(None, np.random.default_rng(0)) in {x.id for x in sp}
+        True
+        >>> base = Scheduler(sp, [], use_complexity=False, use_uncertainty=False)
+        >>> base.baseline
         True
     """
 
@@ -37,13 +68,37 @@ class Scheduler:
         self.use_uncertainty = use_uncertainty
         self.cost_aware = cost_aware
         self.reassign_every = max(1, int(reassign_every))
+        self.baseline = not (use_complexity or use_uncertainty or cost_aware)
+        #: Where the rows' ``time`` comes from (a simulator sets a virtual clock).
+        self.clock: Callable[[], float] = time.time
         self._since = 0
         self._ids = [s.id for s in self.spaces]
+        self._sidx = {s: i for i, s in enumerate(self._ids)}
+        self._cidx = {k: j for j, k in enumerate(self.keys)}
+        self._complexity = np.array(complexities(self.spaces), dtype=float)
+        declared = [c.declared_speed for c in self.classes] or [1.0]
+        self.runtimes = RuntimeModel(len(self.spaces), declared)
+        self._fits: dict[str, tuple[int, Fit | None]] = {}
+        self._uncertainty = np.ones(len(self.spaces))
+        self._best: float | None = None
+        self.assignment: Assignment | None = None
+        self._cum: list[list[float]] = []
+        self._cum_all: list[float] = []
+        self._prio: dict[str | None, dict[str, float]] = {k: {i: 0.0 for i in self._ids} for k in self.keys}
+        if not self.baseline and self.spaces:
+            self._solve({})
+
+    # ------------------------------------------------------------ the driver's calls
 
     def observe(self, space_id: str, class_key: str | None, runtime: float | None,
                 loss: float | None, ok: bool) -> None:
         """One finished trial (loss None when it failed)."""
         self._since += 1
+        if ok and loss is not None and (self._best is None or loss < self._best):
+            self._best = float(loss)
+        s, c = self._sidx.get(space_id), self._cidx.get(class_key)
+        if s is not None and c is not None and runtime is not None:
+            self.runtimes.add(s, c, float(runtime), ok)
 
     def due(self) -> bool:
         return self._since >= self.reassign_every
@@ -51,13 +106,97 @@ class Scheduler:
     def reassign(self, histories: Mapping[str, History]) -> list[dict[str, Any]]:
         """Recompute rankings and assignments; return one stats row per space."""
         self._since = 0
-        return [{"space_id": s.id, "n_complete": histories[s.id].n, "classes": self.keys}
-                for s in self.spaces]
+        now = self.clock()
+        if self.baseline:
+            return [{"space_id": s.id, "n_complete": histories[s.id].n, "classes": self.keys,
+                     "complexity": float(self._complexity[i]), "time": now}
+                    for i, s in enumerate(self.spaces)]
+        self._solve(histories)
+        a = self.assignment
+        assert a is not None
+        rows = []
+        for i, s in enumerate(self.spaces):
+            h = histories.get(s.id)
+            rows.append({"space_id": s.id, "n_complete": h.n if h is not None else 0,
+                         "complexity": float(self._complexity[i]),
+                         "uncertainty": float(self._uncertainty[i]), "rank": int(a.rank[i]),
+                         "classes": [self.keys[c] for c in np.flatnonzero(a.mask[i])],
+                         "time": now})
+        return rows
 
     def pick(self, class_key: str | None, rng: np.random.Generator) -> str:
         """The id of the space the next trial of ``class_key`` samples."""
-        return self._ids[int(rng.integers(len(self._ids)))]
+        if self.baseline:
+            return self._ids[int(rng.integers(len(self._ids)))]
+        c = self._cidx.get(class_key)
+        cum = self._cum[c] if c is not None else self._cum_all
+        i = bisect.bisect_right(cum, float(rng.random()) * cum[-1])
+        return self._ids[min(i, len(self._ids) - 1)]
 
     def priorities(self) -> dict[str | None, dict[str, float]]:
-        """Work Queue priority of each space's tasks per class (higher runs first)."""
-        return {k: {i: 0.0 for i in self._ids} for k in self.keys}
+        """Work Queue priority of each space's tasks per class (higher runs first):
+        ``S - rank + 1`` plus the class's own weight for its assigned spaces, 0 elsewhere."""
+        return self._prio
+
+    # ------------------------------------------------------------ internals
+
+    def weights(self) -> dict[str | None, dict[str, float]]:
+        """Each class's pick distribution over space ids (uniform in the baseline)."""
+        if self.baseline or self.assignment is None:
+            return {k: {i: 1.0 / len(self._ids) for i in self._ids} for k in self.keys}
+        W = self.assignment.weights
+        return {k: {i: float(W[s, c]) for s, i in enumerate(self._ids)} for c, k in enumerate(self.keys)}
+
+    def scores(self, histories: Mapping[str, History]) -> np.ndarray:
+        """``C_s / max(C)`` times ``U_s`` (each factor when its heuristic is on), times the
+        relative expected improvement when cost aware."""
+        S = len(self.spaces)
+        score = np.ones(S)
+        if self.use_complexity:
+            cmax = self._complexity.max() if S else 0.0
+            score *= self._complexity / cmax if cmax > 0 else 1.0
+        fits: list[Fit | None] = []
+        for i, sp in enumerate(self.spaces):
+            h = histories.get(sp.id)
+            if h is None:
+                fits.append(None)
+                continue
+            cached = self._fits.get(sp.id)
+            if cached is None or cached[0] != h.version:
+                lo = [d.low for d in sp.domains]
+                hi = [d.high for d in sp.domains]
+                fit = fit_surrogate(h.X, h.y, lo, hi) if sp.dim else None
+                cached = (h.version, fit)
+                self._fits[sp.id] = cached
+            fits.append(cached[1])
+            self._uncertainty[i] = 1.0 if cached[1] is None else cached[1].uncertainty
+        if self.use_uncertainty:
+            score *= self._uncertainty
+        if self.cost_aware:
+            ei = np.array([np.nan if (v := expected_improvement(f, self._best)) is None else v
+                           for f in fits])
+            top = np.nanmax(ei) if np.isfinite(ei).any() else np.nan
+            rel = np.where(np.isfinite(ei), ei / top, 1.0) if top and top > 0 else np.ones(S)
+            score *= np.clip(rel, 0.0, 1.0)
+        return score
+
+    def _solve(self, histories: Mapping[str, History]) -> None:
+        score = self.scores(histories)
+        L = -self.runtimes.log_runtime()
+        share = shares_from_scores(score)
+        a = assign(score, L, self.runtimes.capacity(), share=share)
+        self.assignment = a
+        self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
+        self._cum_all = np.cumsum(share).tolist()
+        S = len(self._ids)
+        self._prio = {k: {i: (float(S - a.rank[s] + 1) + float(a.weights[s, c])) if a.mask[s, c] else 0.0
+                          for s, i in enumerate(self._ids)}
+                      for c, k in enumerate(self.keys)}
+
+
+def make_scheduler(spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass], *,
+                   use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
+                   reassign_every: int = 10) -> Scheduler:
+    """The scheduler the driver uses (see :class:`Scheduler`)."""
+    return Scheduler(spaces, classes, use_complexity=use_complexity, use_uncertainty=use_uncertainty,
+                     cost_aware=cost_aware, reassign_every=reassign_every)

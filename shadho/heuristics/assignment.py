@@ -1,0 +1,172 @@
+"""Which compute classes run which search spaces, and how often: the *assignment*.
+
+A pure function of three things the scheduler measures: a score per space (higher
+means the space needs more work: it ranks first), the log speed of every (space,
+class) pair (trials per second of one slot), and the capacity of each class.
+
+Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
+
+* rank: spaces sorted by score, highest first, ties by order; rank 1 is the top.
+* class strength: ``g_c = mean_s L[s, c]``; the strongest class has the highest.
+* comparative advantage: ``A = L`` double-centred (minus row means, minus column
+  means, plus the grand mean). ``A[s, c] > 0``: class c is faster at s *relative
+  to the other classes and the other spaces*; scalings shared by all spaces or by
+  all classes cancel.
+* target trial share of space s: ``w_s`` (given, or ``0.5/S + 0.5 * score_s / sum(score)``).
+* allocation: the time class c spends on s is ``y[s, c] = a_s b_c K[s, c]`` with
+  ``K = exp(tau * L + align * r_s * q_c)`` on the assigned pairs, where ``r_s`` is
+  +1 for the top-ranked space down to -1 for the last and ``q_c`` is +1 for the
+  strongest class down to -1 for the weakest. ``a`` and ``b`` are found by
+  alternating scaling (Sinkhorn) so that every class's time adds up to its
+  capacity and space s receives the share ``w_s`` of all trials, the trials of a
+  pair being ``y[s, c] * exp(L[s, c])``. This is the entropy-regularised version
+  of the linear program "maximise trials per second subject to the shares"; it
+  sends each space where its comparative advantage is, while ``align`` tilts the
+  highest-ranked spaces toward the strongest classes.
+* assigned pairs: (1) the spaces in rank order are cut into C consecutive blocks
+  given to the classes in strength order (the top-ranked space always lands on the
+  strongest class); (2) each space also gets its classes of highest comparative
+  advantage until it has ``min(min_classes, C)``; (3) a class left without a space
+  takes the space where its advantage is largest; (4) any pair that carries at
+  least ``min_pair_share`` of a space's trials in the unrestricted allocation.
+* pick weights of class c: the trials of each assigned space in column c,
+  normalised, each at least ``floor / n_c`` so no assigned space starves.
+
+Example:
+    >>> import numpy as np
+    >>> a = assign(np.array([3.0, 2.0, 1.0, 0.5]), np.log([[1, 8], [1, 4], [1, 2], [1, 1.0]]))
+    >>> bool(a.mask.sum(axis=1).min() >= 2), a.rank.tolist()
+    (True, [1, 2, 3, 4])
+    >>> bool(a.weights[0, 1] > a.weights[0, 0])   # top space weighs more on the fast class
+    True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Assignment", "assign", "shares_from_scores", "comparative_advantage"]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The result of :func:`assign`.
+
+    Attributes:
+        rank: 1-based rank of each space (1 = highest score).
+        class_order: class indices, strongest first.
+        mask: ``S x C`` bool, True where class c runs space s.
+        weights: ``S x C``; column c is class c's pick distribution over spaces.
+        trials: ``S x C`` expected trials per second of each pair (capacity units).
+    """
+
+    rank: np.ndarray
+    class_order: np.ndarray
+    mask: np.ndarray
+    weights: np.ndarray
+    trials: np.ndarray
+
+
+def shares_from_scores(score: np.ndarray, floor: float = 0.5) -> np.ndarray:
+    """``floor / S + (1 - floor) * score / sum(score)`` (uniform when all scores are 0)."""
+    score = np.clip(np.nan_to_num(np.asarray(score, dtype=float)), 0.0, None)
+    n = len(score)
+    total = score.sum()
+    if total <= 0:
+        return np.full(n, 1.0 / n)
+    return floor / n + (1.0 - floor) * score / total
+
+
+def comparative_advantage(log_speed: np.ndarray) -> np.ndarray:
+    """``L`` double-centred: row means and column means removed."""
+    L = np.asarray(log_speed, dtype=float)
+    return L - L.mean(axis=1, keepdims=True) - L.mean(axis=0, keepdims=True) + L.mean()
+
+
+def _scale(K: np.ndarray, speed: np.ndarray, share: np.ndarray, cap: np.ndarray,
+           iters: int) -> np.ndarray:
+    """Sinkhorn-style scaling of ``K`` (time) to the capacities and trial shares."""
+    y = K.copy()
+    for _ in range(iters):
+        col = y.sum(axis=0)
+        y *= np.where(col > 0, cap / np.where(col > 0, col, 1.0), 0.0)
+        n = (y * speed).sum(axis=1)
+        target = share * n.sum()
+        y *= np.where(n > 0, target / np.where(n > 0, n, 1.0), 0.0)[:, None]
+    col = y.sum(axis=0)
+    y *= np.where(col > 0, cap / np.where(col > 0, col, 1.0), 0.0)
+    return y
+
+
+def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None = None, *,
+           share: np.ndarray | None = None, min_classes: int = 2, tau: float = 1.0,
+           align: float = 0.5, min_pair_share: float = 0.1, floor: float = 0.05,
+           iters: int = 40) -> Assignment:
+    """Rank spaces, pick their classes and each class's pick weights (see the module doc).
+
+    Args:
+        score: S scores, higher first.
+        log_speed: S x C log trials per second per slot (any common offset).
+        capacity: C relative capacities (slots or busy time); default equal.
+        share: S target trial shares; default :func:`shares_from_scores`.
+    """
+    score = np.nan_to_num(np.asarray(score, dtype=float).reshape(-1))
+    L = np.nan_to_num(np.asarray(log_speed, dtype=float))
+    S = len(score)
+    if S == 0:
+        raise ValueError("assign needs at least one search space")
+    if L.ndim != 2 or L.shape[0] != S or L.shape[1] == 0:
+        raise ValueError(f"log_speed must be {S} x C with C >= 1, got shape {L.shape}")
+    C = L.shape[1]
+    cap = np.ones(C) if capacity is None else np.asarray(capacity, dtype=float).reshape(C)
+    cap = np.where(cap > 0, cap, 0.0)
+    cap = cap / cap.sum() if cap.sum() > 0 else np.full(C, 1.0 / C)
+    w = shares_from_scores(score) if share is None else np.asarray(share, dtype=float).reshape(S)
+    w = np.clip(np.nan_to_num(w), 1e-9, None)
+    w = w / w.sum()
+
+    order = np.argsort(-score, kind="stable")
+    rank = np.empty(S, dtype=int)
+    rank[order] = np.arange(1, S + 1)
+    strength = L.mean(axis=0)
+    class_order = np.argsort(-strength, kind="stable")
+    speed = np.exp(L - L.max())
+
+    if C == 1:
+        mask = np.ones((S, 1), dtype=bool)
+        trials = (w * cap[0])[:, None]
+        return Assignment(rank, class_order, mask, w[:, None].copy(), trials)
+
+    r = 1.0 - 2.0 * (rank - 1) / max(1, S - 1)          # +1 top ... -1 last
+    q = np.empty(C)
+    q[class_order] = 1.0 - 2.0 * np.arange(C) / (C - 1)  # +1 strongest ... -1 weakest
+    logK = tau * (L - L.max()) + align * np.outer(r, q)
+    K = np.exp(logK - logK.max())
+
+    A = comparative_advantage(L)
+    mask = np.zeros((S, C), dtype=bool)
+    for i, s in enumerate(order):                       # (1) rank blocks -> strength order
+        mask[s, class_order[i * C // S]] = True
+    need = min(min_classes, C)
+    by_adv = np.argsort(-A, axis=1, kind="stable")
+    for s in range(S):                                  # (2) comparative advantage
+        for c in by_adv[s]:
+            if mask[s].sum() >= need:
+                break
+            mask[s, c] = True
+    for c in np.flatnonzero(~mask.any(axis=0)):         # (3) no idle class
+        mask[int(np.argmax(A[:, c])), c] = True
+    full = _scale(K, speed, w, cap, iters) * speed      # (4) big pairs of the free allocation
+    mask |= full >= min_pair_share * full.sum(axis=1, keepdims=True)
+
+    trials = _scale(K * mask, speed, w, cap, iters) * speed
+    weights = np.zeros((S, C))
+    for c in range(C):
+        m = mask[:, c]
+        col = trials[m, c]
+        tot = col.sum()
+        p = col / tot if tot > 0 else np.full(m.sum(), 1.0 / m.sum())
+        p = np.maximum(p, floor / m.sum())
+        weights[m, c] = p / p.sum()
+    return Assignment(rank, class_order, mask, weights, trials)
