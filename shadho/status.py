@@ -284,6 +284,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _fmt_rate(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 def _fmt_params(params: dict[str, Any] | None) -> str:
     if not params:
         return "-"
@@ -308,7 +314,8 @@ def render_rich(snap: dict[str, Any]) -> Any:
         + (f" ({snap['best_space']}: {_fmt_params(snap.get('best_params'))})"
            if snap.get("best_space") else ""))
 
-    spaces = Table(title="search spaces", title_justify="left", box=box.SIMPLE_HEAD)
+    spaces = Table(title="search spaces", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                   show_edge=False, collapse_padding=True)
     for col, kw in (("space", {"style": "bold"}), ("done", {}), ("fail", {"style": "red"}),
                     ("run", {}), ("wait", {}), ("best loss", {"style": "green"}), ("/min", {}),
                     ("cplx", {}), ("unc", {}), ("rank", {}), ("classes", {})):
@@ -318,24 +325,26 @@ def render_rich(snap: dict[str, Any]) -> Any:
         spaces.add_column(col, **kw)
     for r in snap["spaces"]:
         spaces.add_row(r["space"], str(r["done"]), str(r["failed"]), str(r["running"]),
-                       str(r["waiting"]), _fmt(r["best_loss"], 4), _fmt(r["trials_per_min"], 3),
+                       str(r["waiting"]), _fmt(r["best_loss"], 4), _fmt_rate(r["trials_per_min"]),
                        _fmt(r["complexity"], 3), _fmt(r["uncertainty"], 3), _fmt(r["rank"]),
                        ",".join(r["classes"]) or "-")
 
-    best = Table(title="best parameters per space", title_justify="left", box=box.SIMPLE_HEAD)
+    best = Table(title="best parameters per space", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                   show_edge=False, collapse_padding=True)
     best.add_column("space", style="bold", no_wrap=True)
     best.add_column("best loss", justify="right", style="green", no_wrap=True)
     best.add_column("parameters", overflow="fold")
     for r in snap["spaces"]:
         best.add_row(r["space"], _fmt(r["best_loss"], 6), _fmt_params(r["best_params"]))
 
-    classes = Table(title="compute classes", title_justify="left", box=box.SIMPLE_HEAD)
+    classes = Table(title="compute classes", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                   show_edge=False, collapse_padding=True)
     for col in ("class", "done", "fail", "run", "wait", "best loss", "/min", "mean runtime (s)"):
         classes.add_column(col, justify="left" if col == "class" else "right", no_wrap=True,
                            style="bold" if col == "class" else ("red" if col == "fail" else None))
     for r in snap["classes"]:
         classes.add_row(r["class"], str(r["done"]), str(r["failed"]), str(r["running"]),
-                        str(r["waiting"]), _fmt(r["best_loss"], 6), _fmt(r["trials_per_min"], 3),
+                        str(r["waiting"]), _fmt(r["best_loss"], 6), _fmt_rate(r["trials_per_min"]),
                         _fmt(r["mean_runtime_s"], 3))
     return Group(head, spaces, best, classes)
 
