@@ -453,11 +453,14 @@ class WorkQueueManager(ExecutionManager):
             new = priorities.get(p.spec.compute_class, {}).get(p.spec.space_id)
             if new is None or float(new) == float(p.wq_task.priority) or q.task_state(tid) != ready:
                 continue
+            # Resubmitting the cancelled task itself aborts in cctools 8.0: submit a clone.
+            t = p.wq_task.clone()
             q.cancel_by_taskid(tid)
             getattr(q, "_task_table", {}).pop(tid, None)  # cancel leaves it in the Python table
             del self._pending[tid]
-            p.wq_task.specify_priority(float(new))
-            self._pending[q.submit(p.wq_task)] = p
+            t.specify_priority(float(new))
+            p.wq_task = t
+            self._pending[q.submit(t)] = p
 
     # ------------------------------------------------------------ results
 
@@ -515,7 +518,8 @@ class WorkQueueManager(ExecutionManager):
         finish = _usec(getattr(t, "execute_cmd_finish", None)) or time.time()
 
         why = None
-        if result == wq.WORK_QUEUE_RESULT_SIGNAL or (result == wq.WORK_QUEUE_RESULT_SUCCESS and status > 128):
+        if result == wq.WORK_QUEUE_RESULT_SIGNAL or (status > 128 and result in (
+                wq.WORK_QUEUE_RESULT_SUCCESS, wq.WORK_QUEUE_RESULT_OUTPUT_MISSING)):  # the shell's 128+N
             sig = status - 128 if status > 128 else status
             try:
                 why = f"task killed by signal {signal.Signals(sig).name}"

@@ -1,0 +1,344 @@
+"""The Work Queue manager against real ``work_queue_worker`` processes (no mocks)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from shadho import Shadho, spaces
+from shadho.errors import BackendUnavailableError
+from shadho.managers.base import RunSettings, TaskSpec
+from shadho.trial import TrialState
+
+wq_installed = shutil.which("work_queue_worker") is not None
+try:
+    from shadho.managers.workqueue import WorkQueueManager, import_work_queue
+
+    import_work_queue()
+except ImportError:  # pragma: no cover - the marker tests need it
+    wq_installed = False
+
+needs_wq = pytest.mark.skipif(not wq_installed, reason="Work Queue (cctools) is not installed")
+pytestmark = [needs_wq]
+HOST = socket.gethostname()
+
+
+def quad(p):
+    return (p["x"] - 1) ** 2
+
+
+def _run(db, cmd, spec=None, **kw):
+    kw.setdefault("local_workers", 2)
+    kw.setdefault("quiet", True)
+    kw.setdefault("timeout", 120)
+    return Shadho("e", cmd, spec or {"x": spaces.uniform(-2, 2)}, backend=db, manager="workqueue", **kw)
+
+
+def _drain(m, n_expected, limit=60.0):
+    out, end = [], time.time() + limit
+    while len(out) < n_expected and time.time() < end:
+        out += m.wait(1)
+    return out
+
+
+# ---------------------------------------------------------------- no workers needed
+
+
+def test_missing_work_queue_names_both_install_routes(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ndcctools", None)
+    monkeypatch.setitem(sys.modules, "work_queue", None)
+    with pytest.raises(BackendUnavailableError) as err:
+        import_work_queue()
+    assert "conda-forge ndcctools" in str(err.value)
+    assert "apt-get install coop-computing-tools python3-workqueue" in str(err.value)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="unknown option.*valid: worker_timeout"):
+        WorkQueueManager(bogus=1)
+    with pytest.raises(ValueError, match="unknown local worker spec key.*valid: cores, memory"):
+        WorkQueueManager(local_workers=[{"cpus": 2}])
+    with pytest.raises(ValueError, match="password file"):
+        WorkQueueManager(password=str(tmp_path / "nope"))
+    with pytest.raises(TypeError, match="port"):
+        WorkQueueManager(port="9123")
+    # None: one 1-core worker per CPU, unless named (remote workers expected).
+    assert len(WorkQueueManager().worker_specs) == (os.cpu_count() or 1)
+    assert WorkQueueManager(name="x").worker_specs == []
+
+
+# ---------------------------------------------------------------- real workers
+
+
+@pytest.mark.workqueue
+def test_callable_objective_records_worker_and_slurm_job(db, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")  # local workers and their tasks inherit it
+    opt = _run(db, quad, max_tasks=8, seed=1)
+    trials = opt.run()
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.loss == pytest.approx((t.params["x"] - 1) ** 2) for t in trials)
+    assert all(t.worker == f"{HOST}/slurm:1234" for t in trials)
+    assert all(t.start_time and t.finish_time >= t.start_time for t in trials)
+
+
+@pytest.mark.workqueue
+def test_command_objective_with_input_file(db, tmp_path):
+    script = tmp_path / "obj.py"
+    script.write_text(textwrap.dedent("""
+        import shadho_worker
+        def fn(p):
+            return {'loss': p['x'] ** 2, 'tag': 'cmd'}
+        shadho_worker.run(fn)
+    """))
+    opt = _run(db, f"{sys.executable} obj.py", max_tasks=4)
+    opt.add_input_file(str(script))
+    trials = opt.run()
+    assert all(t.state == TrialState.COMPLETE and t.results == {"tag": "cmd"} for t in trials), trials
+    assert trials[0].loss == pytest.approx(trials[0].params["x"] ** 2)
+    assert all(t.worker == HOST for t in trials)
+
+
+@pytest.mark.workqueue
+def test_malformed_performance_json_from_a_command(db):
+    trials = _run(db, "echo '{not json' > performance.json", max_tasks=2).run()
+    assert len(trials) == 2
+    assert all(t.state == TrialState.FAILED and "malformed result file" in t.error for t in trials), trials
+
+
+@pytest.mark.workqueue
+def test_compute_classes_route_to_matching_workers(db):
+    def where(p):
+        import os
+        return {"loss": p["x"], "dir": os.getcwd(), "cores": os.environ.get("CORES")}
+
+    workers = [{"cores": 1, "features": {"size": "small"}}, {"cores": 2, "features": {"size": "big"}}]
+    opt = _run(db, where, max_tasks=12, local_workers=workers)
+    opt.add_compute_class("small", "size", "small")  # a feature-only class
+    opt.add_compute_class("big", "cores", 2)  # needs 2 free cores: only worker 1 has them
+    trials = opt.run()
+    assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials), trials
+    by_class = {c: [t for t in trials if t.compute_class == c] for c in ("small", "big")}
+    assert by_class["small"] and by_class["big"]
+    assert all("worker-0" in t.results["dir"] for t in by_class["small"])
+    assert all("worker-1" in t.results["dir"] and t.results["cores"] == "2" for t in by_class["big"])
+
+
+@pytest.mark.workqueue
+def test_workers_without_the_password_never_run_tasks(tmp_path):
+    m = WorkQueueManager(local_workers=0)
+    m.start(RunSettings("pw", objective=quad, workdir=str(tmp_path)))
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password")
+    procs = [subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--single-shot", "-t", "30"] + extra,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             for extra in ([], ["--password", str(wrong)])]
+    try:
+        m.submit(TaskSpec(1, "s", ((1, {"x": 3.0}),)))
+        out = []
+        end = time.time() + 4
+        while time.time() < end:
+            out += m.wait(1)
+        assert out == [] and m.status()["workers"] == 0
+        good = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m._pw, "-t", "30"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(good)
+        out = _drain(m, 1, 30)
+        assert [o.loss for o in out] == [4.0]
+    finally:
+        m.stop()
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@pytest.mark.workqueue
+def test_stop_kills_workers_removes_files_and_releases_the_port(tmp_path):
+    m = WorkQueueManager(local_workers=2)
+    m.start(RunSettings("st", objective=quad, workdir=str(tmp_path)))
+    assert m.capacity() == {None: 4}  # 2 free slots + a margin of 2
+    for i in range(4):
+        m.submit(TaskSpec(i, "s", ((i, {"x": float(i)}),)))
+    assert m.capacity() == {None: 0} and m.in_flight == 4
+    assert len(_drain(m, 4)) == 4
+    procs, tmp, port = [w.proc for w in m._workers], m._tmp, m.port
+    m.stop()
+    assert all(p.poll() is not None for p in procs)
+    assert not os.path.exists(tmp)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("", port))
+
+
+@pytest.mark.workqueue
+def test_set_priorities_reorders_waiting_tasks(tmp_path):
+    def stamp(p):
+        import time
+        time.sleep(0.05)
+        return {"loss": 0.0, "t": time.time()}
+
+    m = WorkQueueManager(local_workers=0)
+    m.start(RunSettings("prio", objective=stamp, workdir=str(tmp_path)))
+    try:
+        for i in range(6):
+            m.submit(TaskSpec(i, "a" if i < 3 else "b", ((i, {}),), priority=0.0))
+        m.set_priorities({None: {"a": 1.0, "b": 5.0}})  # b first now
+        assert m.in_flight == 6 and len(m._q._task_table) == 6
+        w = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m._pw, "--cores", "1",
+                              "-t", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        out = _drain(m, 6)
+        order = [o.trial_id for o in sorted(out, key=lambda o: o.results["t"])]
+        assert sorted(order[:3]) == [3, 4, 5] and sorted(order[3:]) == [0, 1, 2], order
+    finally:
+        m.stop()
+        os.killpg(w.pid, signal.SIGKILL)
+        w.wait()
+
+
+@pytest.mark.workqueue
+def test_killed_worker_task_is_retried_and_every_trial_recorded_once(db, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def slow(p):
+        import os
+        import time
+        open(os.path.join(str(runs), f"{p['x']!r}-{os.getpid()}"), "w").close()
+        time.sleep(1.0)
+        return p["x"]
+
+    opt = _run(db, slow, max_tasks=8)
+    killed = []
+
+    def killer():
+        while not killed:
+            m = opt._manager
+            if m is not None and m.in_flight and any(runs.iterdir()):
+                p = m._workers[0].proc
+                os.killpg(p.pid, signal.SIGKILL)  # the worker and the task it runs
+                killed.append(p.pid)
+            time.sleep(0.05)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    trials = opt.run()
+    th.join(5)
+    assert killed
+    assert len(trials) == 8 and len({t.id for t in trials}) == 8
+    assert all(t.state == TrialState.COMPLETE for t in trials), trials
+    starts = [f.name.rsplit("-", 1)[0] for f in runs.iterdir()]
+    assert len(set(starts)) == 8 and len(starts) >= 9  # one trial ran twice: its first worker died
+
+
+KINDS = ["raise", "nan", "none", "str", "noloss", "exit", "_exit", "segv", "sleep", "ok"]
+CAUSES = {"raise": "RuntimeError: boom", "nan": "non-finite loss", "none": "got None", "str": "got 'abc'",
+          "noloss": "dict without 'loss'", "exit": "sys.exit(3)", "_exit": "exited with status 7",
+          "segv": "SIGSEGV", "sleep": "task_timeout=2"}
+
+
+@pytest.mark.workqueue
+def test_every_kind_of_failing_objective_gives_a_failed_trial_with_cause(db, tmp_path):
+    tickets = str(tmp_path)
+
+    def misbehave(p):
+        import ctypes
+        import os
+        import sys
+        import time
+        i = 0
+        while True:
+            try:
+                os.close(os.open(os.path.join(tickets, str(i)), os.O_CREAT | os.O_EXCL))
+                break
+            except FileExistsError:
+                i += 1
+        k = KINDS[i % len(KINDS)]
+        if k == "raise":
+            raise RuntimeError("boom")
+        if k == "nan":
+            return float("nan")
+        if k == "none":
+            return None
+        if k == "str":
+            return "abc"
+        if k == "noloss":
+            return {"acc": 1}
+        if k == "exit":
+            sys.exit(3)
+        if k == "_exit":
+            os._exit(7)
+        if k == "segv":
+            ctypes.string_at(0)
+        if k == "sleep":
+            time.sleep(60)
+        return 1.0
+
+    trials = _run(db, misbehave, max_tasks=len(KINDS), task_timeout=2).run()
+    assert len(trials) == len(KINDS)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 1
+    errors = [t.error for t in trials if t.state == TrialState.FAILED]
+    for kind, cause in CAUSES.items():
+        assert any(cause in e for e in errors), (kind, errors)
+
+
+@pytest.mark.workqueue
+def test_batched_trials_are_each_recorded(db):
+    def pid(p):
+        import os
+        return {"loss": p["x"], "pid": os.getpid()}
+
+    trials = _run(db, pid, max_tasks=20, hyperparameters_per_task=5).run()
+    assert len(trials) == 20 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.results["pid"] for t in trials}) == 4  # one interpreter per 5 trials
+
+
+@pytest.mark.workqueue
+def test_resume_a_work_queue_run(db):
+    first = _run(db, quad, max_tasks=10, seed=3).run()
+    opt = _run(db, quad, max_tasks=20, seed=3)
+    trials = opt.run()
+    assert len(trials) == 20 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert [(t.id, t.params, t.loss) for t in trials[:10]] == [(t.id, t.params, t.loss) for t in first]
+
+
+def _other_pythons():
+    """Interpreters on this machine whose cloudpickle differs from ours (or is missing)."""
+    import cloudpickle
+
+    found = []
+    for py in ("/usr/bin/python3", "/root/.pyenv/versions/3.11.7/bin/python3", shutil.which("python3")):
+        if not py or not os.path.exists(py) or os.path.realpath(py) == os.path.realpath(sys.executable):
+            continue
+        r = subprocess.run([py, "-c", "import cloudpickle; print(cloudpickle.__version__)"],
+                           capture_output=True, text=True)
+        version = r.stdout.strip() if r.returncode == 0 else None
+        if version != cloudpickle.__version__ and all(f[0] != os.path.realpath(py) for f in found):
+            found.append((os.path.realpath(py), version))
+    return found
+
+
+@pytest.mark.workqueue
+def test_version_mismatch_names_both_sides(db):
+    import cloudpickle
+
+    others = _other_pythons()
+    if not others:
+        pytest.skip("no other Python with a different cloudpickle on this machine")
+    for py, version in others:
+        trials = _run(db.replace(".db", f"-{len(py)}.db"), quad, max_tasks=2, worker_python=py).run()
+        assert all(t.state == TrialState.FAILED for t in trials)
+        err = trials[0].error
+        assert f"cloudpickle {cloudpickle.__version__}" in err and py in err, err
+        if version is None:
+            assert "missing module 'cloudpickle'" in err, err
+        else:
+            assert f"cloudpickle {version}" in err, err
