@@ -10,7 +10,9 @@ Shadho's samplers are driven directly: ``spaces.split`` + one :class:`History` a
 sampler per search space, a sequential ask/tell loop. When a spec splits into several
 spaces (an exclusive choice), the spaces are taken round-robin, so each gets an equal
 share of the same total budget (shadho's own rule: every space is searched by its own
-model). Optuna sees the same problem with ``suggest_categorical`` for the branch.
+model). The model-based samplers' 10 random start-up trials are shared among the
+spaces (``max(3, ceil(10 / n_spaces))`` each), as Optuna spends 10 in all. Optuna sees
+the same problem with ``suggest_categorical`` for the branch.
 
 Regret is the best loss found minus the known optimum; the scikit-learn problems have
 no known optimum, so their "regret" is the best CV error itself.
@@ -229,7 +231,11 @@ def run_shadho(prob: Problem, method: str, seed: int) -> float:
     rng = np.random.default_rng(seed)
     sps = spaces.split(prob.spec)
     hists = [History(s.dim) for s in sps]
-    samplers = [make_sampler(method) for _ in sps]
+    if method == "random":
+        samplers = [make_sampler(method) for _ in sps]
+    else:  # the 10 random start-up trials are shared among the spaces (at least 3 each)
+        startup = max(3, math.ceil(10 / len(sps)))
+        samplers = [make_sampler(method, n_startup_trials=startup) for _ in sps]
     best = math.inf
     for t in range(prob.budget):
         i = t % len(sps)  # round-robin over the search spaces
@@ -341,6 +347,11 @@ def report(results: list[tuple[str, str, int, float, float]], probs: list[Proble
             med[m] = q2
             cells.append(f"{_fmt(q2)} [{_fmt(q1)},{_fmt(q3)}]")
         lines.append(f"{p.name:<13}{p.budget:>7}  " + "".join(f"{c:>{w}}" for c in cells))
+        if p.continuous and "shadho-bayes" in med and "shadho-random" in med:
+            rb, rr = med["shadho-bayes"], med["shadho-random"]
+            bayes_rows.append(f"{p.name} {'yes' if rb < rr else 'NO'}")
+        if "shadho-tpe" not in med or "optuna-tpe" not in med:
+            continue
         a, b = med["shadho-tpe"], med["optuna-tpe"]
         verdict = "tie" if _tie(a, b) else ("win" if a < b else "loss")
         outcome[verdict] += 1
@@ -348,9 +359,6 @@ def report(results: list[tuple[str, str, int, float, float]], probs: list[Proble
         per = [("tie" if _tie(s[k], o[k]) else "win" if s[k] < o[k] else "loss") for k in s]
         wtl_rows.append(f"  {p.name:<13} median: {verdict:<5} per seed W/T/L: "
                         f"{per.count('win')}/{per.count('tie')}/{per.count('loss')}")
-        if p.continuous:
-            rb, rr = med["shadho-bayes"], med["shadho-random"]
-            bayes_rows.append(f"{p.name} {'yes' if rb < rr else 'NO'}")
     lines += ["", "shadho tpe vs Optuna TPE (defaults), lower median regret wins:"] + wtl_rows
     lines.append(f"  total (medians): {outcome['win']} win / {outcome['tie']} tie / "
                  f"{outcome['loss']} loss; no worse on {outcome['win'] + outcome['tie']} of {len(probs)}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
-from scipy.special import log_ndtr, ndtr
+from scipy.special import erfcx, ndtr
 
 from shadho.samplers.base import History, Sampler
 from shadho.spaces import SearchSpace
@@ -36,6 +36,7 @@ __all__ = ["GPSampler", "expected_improvement", "log_expected_improvement", "mat
 
 _SQRT5 = math.sqrt(5.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 
 
 def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float) -> np.ndarray:
@@ -65,10 +66,14 @@ def log_expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float) -> 
     near = z > -6.0
     zn = z[near]
     out[near] = np.log(np.maximum(zn * ndtr(zn) + np.exp(-0.5 * zn * zn - _LOG_SQRT_2PI), 1e-300))
-    zf = z[~near]
-    # z Phi(z) + phi(z) = phi(z) / z**2 * (1 - 3 / z**2 + 15 / z**4 - ...) for z -> -inf
-    out[~near] = (-0.5 * zf * zf - _LOG_SQRT_2PI - 2.0 * np.log(-zf)
-                  + np.log1p(-3.0 / zf ** 2 + 15.0 / zf ** 4))
+    zf = -z[~near]  # > 6
+    # z Phi(z) + phi(z) = phi(z) * (1 - |z| Phi(z) / phi(z)), and the Mills ratio
+    # Phi(z) / phi(z) = sqrt(pi / 2) * erfcx(|z| / sqrt(2)) does not underflow.
+    mid = 1.0 - zf * _SQRT_HALF_PI * erfcx(zf / math.sqrt(2.0))
+    # Past |z| ~ 1e3 the difference cancels; use the series 1/z**2 - 3/z**4 + 15/z**6.
+    series = (1.0 - 3.0 / zf ** 2 + 15.0 / zf ** 4) / zf ** 2
+    bracket = np.where(zf < 1e3, mid, series)
+    out[~near] = -0.5 * zf * zf - _LOG_SQRT_2PI + np.log(np.maximum(bracket, 1e-300))
     return out + np.log(sigma)
 
 

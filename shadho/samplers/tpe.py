@@ -166,7 +166,7 @@ def _gap_bandwidths(obs: np.ndarray, blow: np.ndarray, bhigh: np.ndarray,
 
 
 def _build(lay: _Layout, X: np.ndarray, w: np.ndarray, prior_weight: float,
-           consider_endpoints: bool, magic_clip: bool) -> _Mixture:
+           consider_endpoints: bool, magic_clip: bool, bw_factor: float = 1.0) -> _Mixture:
     """The Parzen mixture of trials ``X`` (n, d) with weights ``w`` plus the prior kernel."""
     n = X.shape[0]
     weights = np.append(w, prior_weight) if n else np.ones(1)
@@ -176,6 +176,8 @@ def _build(lay: _Layout, X: np.ndarray, w: np.ndarray, prior_weight: float,
     cumw[-1] = 1.0
     obs = np.clip(X[:, lay.num].T, lay.tlow[:, None], lay.thigh[:, None])
     sig = _gap_bandwidths(obs, lay.blow, lay.bhigh, consider_endpoints, magic_clip)
+    if bw_factor != 1.0:
+        sig = np.maximum(sig * bw_factor, (lay.bhigh - lay.blow)[:, None] / min(100.0, X.shape[0] + 2.0))
     mu = np.concatenate([obs, lay.prior_mu[:, None]], axis=1)
     sigma = np.concatenate([sig, lay.prior_sigma[:, None]], axis=1)
     a = (lay.tlow[:, None] - mu) / sigma
@@ -306,6 +308,8 @@ class TPESampler(Sampler):
             kernels when choosing bandwidths.
         multivariate: product kernels over all dims (True) or one TPE per dim (False).
         constant_liar: count pending trials as "above" trials with the worst loss.
+        bandwidth_factor: multiplies the trial kernels' bandwidths (before the magic
+            clip's lower bound); below 1 exploits more.
 
     Example:
         >>> import numpy as np
@@ -326,11 +330,13 @@ class TPESampler(Sampler):
                  weights: Callable[[int], np.ndarray] | None = None,
                  prior_weight: float = 1.0, consider_magic_clip: bool = True,
                  consider_endpoints: bool = False, multivariate: bool = True,
-                 constant_liar: bool = True) -> None:
+                 constant_liar: bool = True, bandwidth_factor: float = 1.0) -> None:
         if n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
         if n_ei_candidates < 1:
             raise ValueError(f"n_ei_candidates must be >= 1, got {n_ei_candidates}")
+        if not bandwidth_factor > 0:
+            raise ValueError(f"bandwidth_factor must be > 0, got {bandwidth_factor}")
         if not prior_weight > 0:
             raise ValueError(f"prior_weight must be > 0, got {prior_weight}")
         self.n_startup_trials = n_startup_trials
@@ -342,6 +348,7 @@ class TPESampler(Sampler):
         self.consider_endpoints = consider_endpoints
         self.multivariate = multivariate
         self.constant_liar = constant_liar
+        self.bandwidth_factor = bandwidth_factor
         # Derived data only (a pure function of space and history), so resume is unaffected.
         self._cache: tuple[tuple[str, int, int], tuple[_Layout, _Mixture, _Mixture]] | None = None
 
@@ -361,7 +368,8 @@ class TPESampler(Sampler):
         if self.constant_liar and history.n_pending:
             Xa = np.concatenate([Xa, history.pending])  # pending come last: the newest trials
         mk = lambda Z: _build(lay, Z, np.asarray(self.weights(len(Z)), float)[: len(Z)],  # noqa: E731
-                              self.prior_weight, self.consider_endpoints, self.consider_magic_clip)
+                              self.prior_weight, self.consider_endpoints, self.consider_magic_clip,
+                              self.bandwidth_factor)
         models = (lay, mk(X[below]), mk(Xa))
         self._cache = (key, models)
         return models

@@ -1,0 +1,214 @@
+"""One suite run against every registered sampler, plus TPE/GP-specific checks."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from shadho import spaces
+from shadho.samplers import SAMPLERS, History, Sampler, make_sampler
+from shadho.samplers.gp import expected_improvement, log_expected_improvement
+from shadho.spaces import SearchSpace
+
+METHODS = ["random", "tpe", "bayes"]
+
+
+@pytest.fixture(params=METHODS)
+def method(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _sampler(method: str, **kw: object) -> Sampler:
+    return make_sampler(method, **kw) if method != "random" else make_sampler(method)
+
+
+def _all_kinds() -> SearchSpace:
+    (space,) = spaces.split({
+        "u": spaces.uniform(-2, 3),
+        "l10": spaces.log10_uniform(-4, 1),
+        "ln": spaces.ln_uniform(0, 2),
+        "l2": spaces.log2_uniform(1, 8),
+        "n": spaces.normal(5.0, 2.0),
+        "l10n": spaces.log10_normal(-2.0, 0.5),
+        "ri": spaces.randint(3, 30, step=4),
+        "l2i": spaces.log2_randint(0, 6),
+        "ch": spaces.choice([1, "two", 3.5, None, [4]]),
+    })
+    return space
+
+
+def _check_inside(space: SearchSpace, x: np.ndarray) -> None:
+    assert x.shape == (space.dim,)
+    assert np.isfinite(x).all()
+    for dom, w in zip(space.domains, x):
+        if dom.prior == "uniform":
+            assert dom.low <= w <= dom.high, (dom, w)
+        if dom.kind in ("int", "cat"):
+            assert w == round(w), (dom, w)
+    params = space.params(x)
+    assert params["ch"] in ([1, "two", 3.5, None, [4]])
+    assert params["ri"] in range(3, 30, 4)
+    assert params["l2i"] in (1, 2, 4, 8, 16, 32)
+    assert 1e-4 <= params["l10"] <= 10 and 2 <= params["l2"] <= 256
+
+
+def _loss(space: SearchSpace, x: np.ndarray) -> float:
+    z = (x - np.array([d.low + 0.3 * (d.high - d.low) for d in space.domains]))
+    return float((z / np.array([d.high - d.low for d in space.domains])) @ z)
+
+
+def test_unknown_name_lists_valid_ones() -> None:
+    with pytest.raises(ValueError) as err:
+        make_sampler("nope")
+    for name in SAMPLERS:
+        assert name in str(err.value)
+
+
+def test_outputs_inside_every_domain(method: str) -> None:
+    space = _all_kinds()
+    rng = np.random.default_rng(1)
+    h = History(space.dim)
+    for i in range(25):
+        x = space.sample(rng)
+        h.complete(i, x, _loss(space, x))
+    sampler = _sampler(method)
+    for i in range(25, 40):
+        x = sampler.suggest(space, h, rng)
+        _check_inside(space, x)
+        h.add_pending(i, x)
+        if i % 2:
+            h.complete(i, x, _loss(space, x))
+
+
+def test_inside_with_extreme_history(method: str) -> None:
+    """Observations at the bounds and far-out normal values stay harmless."""
+    space = _all_kinds()
+    rng = np.random.default_rng(2)
+    h = History(space.dim)
+    lows = np.array([d.low for d in space.domains])
+    highs = np.array([d.high for d in space.domains])
+    for i in range(12):
+        x = lows.copy() if i % 2 else highs.copy()
+        x[4] = 5.0 + (-1) ** i * 30.0  # a normal draw 15 sigma out
+        h.complete(i, x, float(i))
+    for _ in range(5):
+        _check_inside(space, _sampler(method).suggest(space, h, rng))
+
+
+def _run(method: str, seed: int, n: int = 18, **kw: object) -> np.ndarray:
+    space = _all_kinds()
+    rng = np.random.default_rng(seed)
+    h = History(space.dim)
+    sampler = _sampler(method, n_startup_trials=5, **kw)
+    out = []
+    for i in range(n):
+        x = sampler.suggest(space, h, rng)
+        out.append(x)
+        if i % 3 == 2:
+            h.add_pending(i, x)  # a few stay pending, as in a parallel run
+        else:
+            h.complete(i, x, _loss(space, x))
+    return np.array(out)
+
+
+def test_reproducible_with_same_seed(method: str) -> None:
+    a, b = _run(method, 7), _run(method, 7)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, _run(method, 8))
+
+
+@pytest.mark.parametrize("method", ["tpe", "bayes"])
+def test_constant_liar_spreads_pending(method: str) -> None:
+    (space,) = spaces.split({"x": spaces.uniform(0, 1), "y": spaces.uniform(0, 1)})
+    rng = np.random.default_rng(0)
+    h = History(2)
+    for i in range(30):
+        x = space.sample(rng)
+        h.complete(i, x, float(((x - 0.25) ** 2).sum()))
+    sampler = make_sampler(method)
+    x0 = sampler.suggest(space, h, np.random.default_rng(1))
+    for j in range(40):
+        h.add_pending(1000 + j, x0)
+    far = [np.abs(sampler.suggest(space, h, np.random.default_rng(s)) - x0).max()
+           for s in range(2, 7)]
+    assert min(far) > 1e-3, far
+    # Without the lie they would crowd the same spot.
+    liar_off = make_sampler(method, constant_liar=False)
+    near = [np.abs(liar_off.suggest(space, h, np.random.default_rng(s)) - x0).max()
+            for s in range(2, 7)]
+    assert np.median(far) > np.median(near)
+
+
+def _quadratic_best(method: str, seed: int, dim: int, budget: int) -> float:
+    (space,) = spaces.split({f"x{i}": spaces.uniform(-5, 5) for i in range(dim)})
+    opt = np.linspace(-2, 3, dim)
+    rng = np.random.default_rng(seed)
+    h = History(dim)
+    sampler = make_sampler(method)
+    for i in range(budget):
+        x = sampler.suggest(space, h, rng)
+        h.complete(i, x, float(((x - opt) ** 2).sum()))
+    return float(h.best)
+
+
+@pytest.mark.parametrize("method,dim", [("tpe", 2), ("tpe", 4), ("bayes", 3)])
+def test_model_beats_random_on_quadratic(method: str, dim: int) -> None:
+    budget = 40
+    seeds = range(4)
+    model = np.mean([_quadratic_best(method, s, dim, budget) for s in seeds])
+    rand = np.mean([_quadratic_best("random", s, dim, budget) for s in seeds])
+    assert model < 0.5 * rand, (model, rand)
+
+
+def test_expected_improvement_matches_monte_carlo() -> None:
+    rng = np.random.default_rng(0)
+    for mu, sigma, best in [(0.0, 1.0, 0.0), (1.0, 0.5, 0.2), (-0.3, 2.0, 0.5), (2.0, 0.7, 0.0)]:
+        f = rng.normal(mu, sigma, 2_000_000)
+        mc = np.maximum(best - f, 0.0).mean()
+        ei = float(expected_improvement(np.array(mu), np.array(sigma), best))
+        assert ei == pytest.approx(mc, rel=0.02, abs=1e-4)
+        assert float(np.exp(log_expected_improvement(np.array([mu]), np.array([sigma]), best)[0])) \
+            == pytest.approx(ei, rel=1e-9)
+
+
+def test_log_expected_improvement_far_tail_is_finite_and_monotone() -> None:
+    mus = np.concatenate([np.linspace(0.0, 60.0, 61), [1e3, 1e5]])
+    lei = log_expected_improvement(mus, np.ones_like(mus), 0.0)
+    assert np.isfinite(lei).all()
+    assert (np.diff(lei) < 0).all()
+    # Continuous across the switch to the asymptotic branch at z = -6.
+    a, b = log_expected_improvement(np.array([5.999999, 6.000001]), np.ones(2), 0.0)
+    assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_tpe_latency_has_no_pathology() -> None:
+    """Not a timing test (the speed figure lives in bench/samplers.py): catches blow-ups."""
+    (space,) = spaces.split({f"x{i}": spaces.uniform(0, 1) for i in range(6)})
+    rng = np.random.default_rng(0)
+    h = History(6)
+    X = rng.random((1000, 6))
+    for i, x in enumerate(X):
+        h.complete(i, x, float(((x - 0.3) ** 2).sum()))
+    tpe = make_sampler("tpe")
+    ts = []
+    for r in range(10):
+        h.add_pending(-1, X[r]); h.drop_pending(-1)  # new version: no cached model
+        t0 = time.perf_counter()
+        tpe.suggest(space, h, rng)
+        ts.append(time.perf_counter() - t0)
+    assert np.median(ts) < 0.05
+
+
+def test_tpe_int_and_cat_dims_learn() -> None:
+    """Integer and categorical dims are modelled, not just sampled from the prior."""
+    (space,) = spaces.split({"k": spaces.randint(0, 50), "c": spaces.choice(list("abcdefgh"))})
+    rng = np.random.default_rng(0)
+    h = History(2)
+    tpe = make_sampler("tpe")
+    for i in range(60):
+        x = tpe.suggest(space, h, rng)
+        h.complete(i, x, abs(x[0] - 37) + (0.0 if x[1] == 5 else 5.0))
+    tail = h.X[-20:]
+    assert np.mean(tail[:, 1] == 5) > 0.25  # 1/8 when sampled at random
+    assert np.median(np.abs(tail[:, 0] - 37)) <= 5
