@@ -255,6 +255,10 @@ def plot_params(space: dict[str, Any], trials: Sequence[Trial], path: str) -> di
             ax.scatter(xdone, [t.loss for t in done], s=14, color="C0", alpha=0.8)
             if log_y:
                 ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no completed trials yet", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
+            ax.set_yticks([])
         if failed:
             ax.scatter(xfail, [0.97] * len(xfail), marker="x", color="C3", s=20,
                        transform=ax.get_xaxis_transform(), label=f"failed ({len(failed)})")
@@ -350,10 +354,12 @@ def render_html(snap: dict[str, Any], plots: Sequence[dict[str, Any]], pngs: dic
 <p>{html.escape(snap['file'])}: {snap['trials']} trials; {best}.
 Written {html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>
 <h2>Search spaces</h2>
-<table><tr><th>space</th><th>done</th><th>failed</th><th>pending</th><th>best loss</th><th>best parameters</th></tr>
+<table><tr><th>space</th><th>done</th><th>failed</th><th>pending</th><th>best loss</th>
+<th>best parameters</th></tr>
 {rows}</table>
 <h2>Compute classes</h2>
-<table><tr><th>class</th><th>done</th><th>failed</th><th>pending</th><th>best loss</th><th>mean runtime (s)</th></tr>
+<table><tr><th>class</th><th>done</th><th>failed</th><th>pending</th><th>best loss</th>
+<th>mean runtime (s)</th></tr>
 {crow}</table>
 <h2>Plots</h2>
 {''.join(figures)}

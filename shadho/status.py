@@ -296,12 +296,18 @@ def _fmt_params(params: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
 
 
+_TABLE = {"title_justify": "left", "padding": (0, 1), "pad_edge": False, "show_edge": False,
+          "collapse_padding": True}
+
+
 def render_rich(snap: dict[str, Any]) -> Any:
     """A rich renderable: a summary line, the spaces table and the classes table."""
     from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
+
+    table = {**_TABLE, "box": box.SIMPLE_HEAD}
 
     if snap.get("master") == "running":
         master = (f"master [green]running[/], {_fmt(snap.get('workers'))} workers, "
@@ -314,8 +320,7 @@ def render_rich(snap: dict[str, Any]) -> Any:
         + (f" ({snap['best_space']}: {_fmt_params(snap.get('best_params'))})"
            if snap.get("best_space") else ""))
 
-    spaces = Table(title="search spaces", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
-                   show_edge=False, collapse_padding=True)
+    spaces = Table(title="search spaces", **table)
     for col, kw in (("space", {"style": "bold"}), ("done", {}), ("fail", {"style": "red"}),
                     ("run", {}), ("wait", {}), ("best loss", {"style": "green"}), ("/min", {}),
                     ("cplx", {}), ("unc", {}), ("rank", {}), ("classes", {})):
@@ -329,16 +334,14 @@ def render_rich(snap: dict[str, Any]) -> Any:
                        _fmt(r["complexity"], 3), _fmt(r["uncertainty"], 3), _fmt(r["rank"]),
                        ",".join(r["classes"]) or "-")
 
-    best = Table(title="best parameters per space", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
-                   show_edge=False, collapse_padding=True)
+    best = Table(title="best parameters per space", **table)
     best.add_column("space", style="bold", no_wrap=True)
     best.add_column("best loss", justify="right", style="green", no_wrap=True)
     best.add_column("parameters", overflow="fold")
     for r in snap["spaces"]:
         best.add_row(r["space"], _fmt(r["best_loss"], 6), _fmt_params(r["best_params"]))
 
-    classes = Table(title="compute classes", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
-                   show_edge=False, collapse_padding=True)
+    classes = Table(title="compute classes", **table)
     for col in ("class", "done", "fail", "run", "wait", "best loss", "/min", "mean runtime (s)"):
         classes.add_column(col, justify="left" if col == "class" else "right", no_wrap=True,
                            style="bold" if col == "class" else ("red" if col == "fail" else None))
