@@ -114,7 +114,7 @@ def test_status_json_and_render_roundtrip(db, capsys):
 
 
 def test_status_rich_tables(db, capsys, monkeypatch):
-    pytest.importorskip("rich")
+    import rich  # noqa: F401 - installed by the test extras; a missing one must fail
     monkeypatch.setattr(cli, "_stdout_is_tty", lambda: True)
     rc, out, _ = run_cli(capsys, "status", db)
     assert rc == 0
@@ -273,7 +273,7 @@ def test_bad_files_are_one_line_errors(db, tmp_path, capsys, kind, needle, comma
 
 def test_errors_from_the_installed_command(db, tmp_path):
     if not SHADHO_BIN.exists():
-        pytest.skip("the shadho console script is not installed next to this Python")
+        pytest.fail("the shadho console script is not installed next to this Python")
     for kind, path in _bad_files(db, tmp_path).items():
         proc = subprocess.run([str(SHADHO_BIN), "status", str(path)], capture_output=True,
                               text=True, timeout=60)
@@ -284,7 +284,7 @@ def test_errors_from_the_installed_command(db, tmp_path):
 
 def test_installed_command_status_and_python_m_export(db):
     if not SHADHO_BIN.exists():
-        pytest.skip("the shadho console script is not installed next to this Python")
+        pytest.fail("the shadho console script is not installed next to this Python")
     proc = subprocess.run([str(SHADHO_BIN), "status", str(db)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -369,7 +369,7 @@ def test_make_progress_choices(monkeypatch):
     monkeypatch.setattr(sys, "stderr", _Tty())
     quiet = make_progress(True, 10, None)
     assert type(quiet) is Progress and quiet.quiet
-    pytest.importorskip("rich")
+    import rich  # noqa: F401 - installed by the test extras; a missing one must fail
     from shadho.progress_rich import RichProgress
 
     bar = make_progress(False, 10, None)
@@ -379,7 +379,7 @@ def test_make_progress_choices(monkeypatch):
 
 
 def test_rich_progress_budget_and_timeout():
-    pytest.importorskip("rich")
+    import rich  # noqa: F401 - installed by the test extras; a missing one must fail
     from rich.console import Console
 
     from shadho.progress_rich import RichProgress

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
+import matplotlib  # noqa: E402,F401 - a test extra; missing must fail, not skip
 
 from shadho import Shadho, spaces  # noqa: E402
 from shadho import cli  # noqa: E402
@@ -125,7 +125,7 @@ def _chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
+    pytest.fail("headless Chromium is not installed (apt-get install -y chromium)")
 
 
 def _dump_dom(page: Path) -> str:
