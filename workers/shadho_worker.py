@@ -25,10 +25,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
-import traceback
 from typing import Any, Callable
+
+# traceback is imported where used: every Work Queue task starts a fresh
+# interpreter that runs this module, and those imports are most of its start-up cost.
 
 #: Results larger than this (bytes of JSON) are refused.
 MAX_RESULT_BYTES = 1 << 20
@@ -105,6 +106,8 @@ def evaluate(fn: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> dic
         return {"status": "error", "error": f"objective called sys.exit({exc.code!r})", "start": start,
                 "finish": time.time()}
     except BaseException:  # noqa: BLE001 - any failure of user code is a FAILED trial
+        import traceback
+
         return {"status": "error", "error": traceback.format_exc(limit=20)[-8000:], "start": start,
                 "finish": time.time()}
 
@@ -112,7 +115,9 @@ def evaluate(fn: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> dic
 def write_json_atomic(path: str, doc: Any) -> None:
     """Write ``doc`` as JSON to ``path`` via a temp file + rename (never half-written)."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    # Like tempfile.mkstemp (mode 0600, O_EXCL), without importing tempfile.
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{time.monotonic_ns()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, allow_nan=False)
@@ -250,14 +255,13 @@ def _on_alarm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of a Work Queue task: ``shadho_worker.py OBJECTIVE PARAMS RESULT``."""
     import signal
-    import socket
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
         sys.stderr.write("usage: shadho_worker.py OBJECTIVE PARAMS RESULT\n")
         return 2
     obj_path, params_path, result_path = args
-    doc: dict[str, Any] = {"host": socket.gethostname(), "slurm": os.environ.get("SLURM_JOB_ID"),
+    doc: dict[str, Any] = {"host": os.uname().nodename, "slurm": os.environ.get("SLURM_JOB_ID"),
                            **_versions()}
     try:
         with open(params_path) as fh:
