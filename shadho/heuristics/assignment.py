@@ -100,7 +100,7 @@ def _scale(K: np.ndarray, speed: np.ndarray, share: np.ndarray, cap: np.ndarray,
 
 
 def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None = None, *,
-           share: np.ndarray | None = None, min_classes: int = 2, tau: float = 1.0,
+           share: np.ndarray | None = None, min_classes: int = 2, tau: float = 2.0,
            align: float = 0.5, min_pair_share: float = 0.1, floor: float = 0.05,
            iters: int = 40) -> Assignment:
     """Rank spaces, pick their classes and each class's pick weights (see the module doc).
@@ -157,8 +157,10 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
             mask[s, c] = True
     for c in np.flatnonzero(~mask.any(axis=0)):         # (3) no idle class
         mask[int(np.argmax(A[:, c])), c] = True
-    full = _scale(K, speed, w, cap, iters) * speed      # (4) big pairs of the free allocation
+    free = _scale(K, speed, w, cap, iters)              # (4) big pairs of the free allocation
+    full = free * speed
     mask |= full >= min_pair_share * full.sum(axis=1, keepdims=True)
+    mask |= free >= min_pair_share * free.sum(axis=0, keepdims=True)
 
     trials = _scale(K * mask, speed, w, cap, iters) * speed
     weights = np.zeros((S, C))

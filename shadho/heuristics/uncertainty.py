@@ -40,7 +40,7 @@ import numpy as np
 
 __all__ = ["Fit", "fit_surrogate", "uncertainty", "expected_improvement", "min_trials_for"]
 
-_RIDGE = 1e-3
+_RIDGE = 1e-6
 
 
 def min_trials_for(dim: int) -> int:
