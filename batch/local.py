@@ -45,6 +45,7 @@ class LocalSystem(BatchSystem):
     def __init__(self, script_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__(script_dir)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._cancelled: set[str] = set()
 
     def _fields(self, spec: WorkerSpec) -> dict[str, str]:
         limit = f"timeout --signal=TERM {spec.time * 60} " if spec.time is not None else ""
@@ -82,7 +83,11 @@ class LocalSystem(BatchSystem):
             proc = self._procs.get(job)
             if proc is not None:
                 code = proc.poll()
-                states[job] = "running" if code is None else str(code)
+                # work_queue_worker exits 0 on SIGTERM: remember who cancelled it.
+                if code is not None and job in self._cancelled:
+                    states[job] = "-15"
+                else:
+                    states[job] = "running" if code is None else str(code)
         return states
 
     def status(self, job_ids: Iterable[str]) -> dict[str, JobState]:
@@ -93,12 +98,15 @@ class LocalSystem(BatchSystem):
                 for j in ids}
 
     def cancel(self, job_ids: Iterable[str]) -> None:
-        """SIGTERM each job's process group (the worker and anything it runs)."""
+        """SIGTERM each job's process group (the worker and anything it runs); a job already
+        cancelled once gets SIGKILL (a worker may wait on its manager before exiting)."""
         for job in job_ids:
             proc = self._procs.get(str(job))
             if proc is not None and proc.poll() is None:
+                sig = signal.SIGKILL if str(job) in self._cancelled else signal.SIGTERM
+                self._cancelled.add(str(job))
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    os.killpg(proc.pid, sig)
                 except ProcessLookupError:
                     pass
 

@@ -229,8 +229,16 @@ class WorkerPool:
             return
         self._log(f"cancelling {len(ids)} worker job(s)")
         self.system.cancel(ids)
-        deadline = time.monotonic() + wait
+        start = time.monotonic()
+        deadline = start + wait
+        again: float | None = start + wait / 2
         while ids and time.monotonic() < deadline:
+            if again and time.monotonic() >= again:
+                again = None  # jobs that ignored the first cancel get a second one
+                try:
+                    self.system.cancel(ids)
+                except ShadhoError:
+                    pass
             try:
                 states = self.system.status(ids)
             except ShadhoError:

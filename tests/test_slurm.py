@@ -44,6 +44,19 @@ def slurm_conf() -> Iterator[str]:
         os.environ["SLURM_CONF"] = old
 
 
+def stop_pool(pool: WorkerPool, thread: threading.Thread, q: object, limit: float = 60) -> None:
+    """Stop a pool running in a thread while the manager keeps serving: a worker told to stop
+    says goodbye to its manager, which answers only inside wait()."""
+    pool.request_stop()
+    deadline = time.monotonic() + limit
+    while thread.is_alive() and time.monotonic() < deadline:
+        if q is not None:
+            q.wait(1)
+        else:
+            thread.join(1)
+    thread.join(timeout=1)
+
+
 def queued_jobs() -> set[str]:
     """Ids of jobs still pending/running in squeue (any user)."""
     out = subprocess.run(["squeue", "--noheader", "--format=%i"], capture_output=True, text=True,
@@ -130,8 +143,7 @@ def test_pool_keeps_two_slurm_workers_and_cleans_up(slurm_conf: str, manager: ob
         assert len(pool.submitted) >= 3, "the pool did not replace a cancelled worker job"
         assert pool.ended.get(first) is JobState.CANCELLED
     finally:
-        pool.request_stop()
-        thread.join(timeout=60)
+        stop_pool(pool, thread, q)
     assert not thread.is_alive()
     assert not (set(pool.submitted) & queued_jobs()), "worker jobs left in squeue after stop"
 
@@ -222,7 +234,7 @@ def test_shadho_search_with_slurm_workers(slurm_conf: str, password: Path, tmp_p
         finally:
             opt.close()
     finally:
-        pool.request_stop()
+        stop_pool(pool, thread, None)
         thread.join(timeout=60)
     assert len(trials) == 6
     assert all(str(t.state) == "COMPLETE" for t in trials), [(t.state, t.error) for t in trials]
