@@ -27,8 +27,10 @@ Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
   given to the classes in strength order (the top-ranked space always lands on the
   strongest class); (2) each space also gets its classes of highest comparative
   advantage until it has ``min(min_classes, C)``; (3) a class left without a space
-  takes the space where its advantage is largest; (4) any pair that carries at
-  least ``min_pair_share`` of a space's trials in the unrestricted allocation.
+  takes the space where its advantage is largest; (4) any pair that, in the
+  unrestricted allocation, carries at least ``min_pair_share`` of the space's
+  trials or of the class's time (so a slow class keeps the shares feasible
+  instead of flooding its cheap spaces).
 * pick weights of class c: the trials of each assigned space in column c,
   normalised, each at least ``floor / n_c`` so no assigned space starves.
 
