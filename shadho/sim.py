@@ -87,8 +87,7 @@ class SimulatedManager(ExecutionManager):
     def start(self, settings: RunSettings) -> None:
         if not callable(settings.objective):
             raise TypeError("the simulator computes losses in-process: the objective must be a callable")
-        known = {c.name for c in settings.compute_classes} or {None}
-        missing = known - set(self.workers)
+        missing = {c.name for c in settings.compute_classes} - set(self.workers)
         if missing:
             raise ValueError(f"no simulated workers for compute class(es) {sorted(map(str, missing))}")
         self._objective = settings.objective

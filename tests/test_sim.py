@@ -1,0 +1,99 @@
+"""The discrete-event simulator drives the real driver on a virtual clock."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shadho import spaces
+from shadho.managers.base import RunSettings, TaskSpec
+from shadho.sim import SimulatedManager, simulate
+from shadho.trial import TrialState
+
+SPEC = {"exclusive": True,
+        "heavy": {"a": spaces.uniform(0, 1), "b": spaces.uniform(0, 1), "c": spaces.randint(0, 4)},
+        "light": {"x": spaces.uniform(0, 1)}}
+# 'heavy' runs 8x faster on the big class, 'light' gains nothing from it.
+SPEEDUP = {"heavy": {"small": 1.0, "big": 8.0}, "light": {"small": 1.0, "big": 1.0}}
+BASE = {"heavy": 8.0, "light": 1.0}
+
+
+def objective(p):
+    (name, q), = p.items()
+    return sum(v for v in q.values()) / 3.0
+
+
+def runtime(space_id, params, cls):
+    (name, _), = params.items()
+    return BASE[name] / SPEEDUP[name][cls]
+
+
+CLASSES = [{"name": "small", "resource": "cores", "value": 1},
+           {"name": "big", "resource": "cores", "value": 8}]
+
+
+def test_manager_jumps_the_virtual_clock():
+    m = SimulatedManager({"a": 1, "b": 2}, lambda s, p, c: 5.0 if c == "a" else 1.0, noise=0.0)
+    m.start(RunSettings("t", lambda p: p["x"]))
+    assert m.capacity() == {"a": 1, "b": 2}
+    m.submit(TaskSpec(1, "s", ((10, {"x": 0.5}),), "a"))
+    m.submit(TaskSpec(2, "s", ((11, {"x": 0.25}), (12, {"x": 0.125})), "b"))
+    assert m.capacity() == {"a": 0, "b": 1} and m.in_flight == 2
+    t0 = time.perf_counter()
+    out = m.wait(60)
+    assert time.perf_counter() - t0 < 0.5          # nothing sleeps
+    assert [o.trial_id for o in out] == [11, 12] and m.clock.now == 2.0
+    assert (out[0].start_time, out[0].finish_time, out[1].finish_time) == (0.0, 1.0, 2.0)
+    assert out[0].loss == 0.25 and out[0].compute_class == "b" and out[0].worker.startswith("b-")
+    out = m.wait(60)
+    assert [o.trial_id for o in out] == [10] and m.clock.now == 5.0
+    assert m.wait(60) == [] and m.in_flight == 0 and m.capacity() == {"a": 1, "b": 2}
+    with pytest.raises(RuntimeError):
+        for i in range(2):
+            m.submit(TaskSpec(3 + i, "s", ((20 + i, {"x": 0.0}),), "a"))
+
+
+def test_failures_and_bad_objectives_are_failed_trials():
+    m = SimulatedManager({None: 1}, lambda s, p, c: 1.0, failure_rate=1.0, seed=0)
+    m.start(RunSettings("t", lambda p: 0.0))
+    m.submit(TaskSpec(1, "s", ((1, {}),), None))
+    (o,) = m.wait(1)
+    assert not o.ok and o.error == "simulated failure"
+    m = SimulatedManager({None: 1}, lambda s, p, c: 1.0)
+    m.start(RunSettings("t", lambda p: 1 / 0))
+    m.submit(TaskSpec(1, "s", ((1, {}),), None))
+    (o,) = m.wait(1)
+    assert not o.ok and "ZeroDivisionError" in o.error
+    with pytest.raises(TypeError):
+        SimulatedManager({None: 1}, runtime).start(RunSettings("t", "echo shell"))
+
+
+def test_simulation_records_virtual_times_and_stats(tmp_path):
+    res = simulate(SPEC, objective, {"small": 3, "big": 2}, runtime, max_tasks=60,
+                   compute_classes=CLASSES, seed=1, backend=str(tmp_path / "s.db"))
+    assert len(res.trials) == 60
+    assert all(t.state == TrialState.COMPLETE for t in res.trials)
+    assert max(t.finish_time for t in res.trials) == pytest.approx(res.makespan)
+    assert all(0 <= t.start_time < t.finish_time <= res.makespan for t in res.trials)
+    assert res.makespan > 20 * 1.0 / 5      # virtual seconds, not wall-clock
+    assert res.space_stats and all(0 <= r["time"] <= res.makespan for r in res.space_stats)
+    assert {tuple(sorted(r["classes"])) for r in res.space_stats} == {("big", "small")}
+    assert res.decision_ms_per_task > 0
+
+
+def test_heuristics_on_beat_off_on_throughput(tmp_path):
+    pool = {"small": 12, "big": 12}
+    runs = {}
+    for mode in (True, False):
+        runs[mode] = simulate(SPEC, objective, pool, runtime, max_tasks=1500, compute_classes=CLASSES,
+                              use_complexity=mode, use_uncertainty=mode, seed=3,
+                              backend=str(tmp_path / f"{mode}.db"))
+    on, off = runs[True], runs[False]
+    T = 0.9 * min(on.makespan, off.makespan)
+    ratio = on.throughput(T) / off.throughput(T)
+    # Off: both classes split time ~8:1 toward 'heavy'; on: big runs 'heavy', small runs 'light'.
+    assert ratio > 1.2, ratio
+    heavy_on_big = sum(t.compute_class == "big" for t in on.trials if t.searchspace == "heavy")
+    heavy = sum(t.searchspace == "heavy" for t in on.trials)
+    assert heavy_on_big / heavy > 0.8
+    assert on.decision_ms_per_task < 5.0
