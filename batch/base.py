@@ -14,7 +14,7 @@ Example:
     (120, 90, 90, 45)
     >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory=8000, time=120)
     >>> spec.worker_wall_time()
-    7080
+    7140
 """
 from __future__ import annotations
 
