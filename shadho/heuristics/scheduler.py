@@ -22,7 +22,7 @@ Modes:
 
 Decision cost: :meth:`pick` is a bisection in a cached cumulative table and
 :meth:`observe` two array updates; :meth:`reassign` refits the uncertainty of the
-spaces whose history changed and solves one assignment (about 2 ms for 100 spaces
+spaces that gained 10% more results and solves one assignment (about 2 ms for 100 spaces
 on 4 classes, i.e. 0.2 ms per result at the default ``reassign_every=10``).
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Scheduler:
         self._complexity = np.array(complexities(self.spaces), dtype=float)
         declared = [c.declared_speed for c in self.classes] or [1.0]
         self.runtimes = RuntimeModel(len(self.spaces), declared)
-        self._fits: dict[str, tuple[int, Fit | None]] = {}
+        self._fits: dict[str, tuple[int, Fit | None]] = {}  # space id -> (n at fit, fit)
         self._uncertainty = np.ones(len(self.spaces))
         self._best: float | None = None
         self.assignment: Assignment | None = None
@@ -162,11 +162,14 @@ class Scheduler:
                 fits.append(None)
                 continue
             cached = self._fits.get(sp.id)
-            if cached is None or cached[0] != h.version:
+            # Refit when the space has 10% (at least 5) more finished trials than at its
+            # last fit: the uncertainty barely moves between, and at 10,000 workers
+            # refitting on every result would cost more than the 1 ms budget per task.
+            if cached is None or h.n >= max(cached[0] + 5, 1.1 * cached[0]) or h.n < cached[0]:
                 lo = [d.low for d in sp.domains]
                 hi = [d.high for d in sp.domains]
                 fit = fit_surrogate(h.X, h.y, lo, hi) if sp.dim else None
-                cached = (h.version, fit)
+                cached = (h.n, fit)
                 self._fits[sp.id] = cached
             fits.append(cached[1])
             self._uncertainty[i] = 1.0 if cached[1] is None else cached[1].uncertainty
