@@ -342,3 +342,24 @@ def test_version_mismatch_names_both_sides(db):
             assert "missing module 'cloudpickle'" in err, err
         else:
             assert f"cloudpickle {version}" in err, err
+
+
+@pytest.mark.workqueue
+def test_memory_limits_of_a_compute_class(db, tmp_path):
+    def hog(p):
+        b = bytearray(2 * 1024 ** 3)
+        return len(b)
+
+    opt = _run(db, hog, max_tasks=2, local_workers=[{"cores": 2, "memory": 4000}])
+    opt.add_compute_class("small", "memory", 300)
+    trials = opt.run()
+    assert all(t.state == TrialState.FAILED and "MemoryError" in t.error for t in trials), trials
+
+    script = tmp_path / "hog.py"
+    script.write_text("import time\nb = bytearray(600 * 1024 ** 2)\ntime.sleep(12)\n")
+    opt = _run(db.replace(".db", "-cmd.db"), f"{sys.executable} hog.py", max_tasks=1,
+               local_workers=[{"cores": 2, "memory": 4000}])
+    opt.add_input_file(str(script))
+    opt.add_compute_class("small", "memory", 200)
+    trials = opt.run()
+    assert trials[0].state == TrialState.FAILED and "exceeded its resources (memory" in trials[0].error, trials

@@ -224,7 +224,15 @@ class WorkQueueManager(ExecutionManager):
                 host, cport = str(self.catalog), "9097"
             q.specify_catalog_server(host, int(cport))
             q.specify_name(self.name)
+        elif self.name:
+            log.warning("Work Queue manager name %r ignored: give catalog='host:port' too to advertise it "
+                        "(workers connect to port %d)", self.name, self.port)
         self._setup_categories(settings)
+        if not callable(settings.objective) and any(
+                c.resources.get("memory") or c.resources.get("disk") for c in settings.compute_classes):
+            # Commands get their memory/disk limits enforced by resource_monitor (callables
+            # limit their own address space in the worker entry, without a monitor process).
+            q.enable_monitoring(None, True)
         self._setup_files(settings)
         self._start_workers()
         log.info("Work Queue manager on port %d (%d local workers)", self.port, len(self._workers))
