@@ -5,6 +5,7 @@ and parameters are chosen at the moment a slot of a compute class needs work.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -328,6 +329,11 @@ class Shadho:
                 continue
             del self._live[o.trial_id]
             runtime = (o.finish_time - o.start_time) if (o.finish_time and o.start_time) else None
+            if o.ok and not _json_safe(o.results):
+                # A worker's result is untrusted: NaN or odd values in its metrics must fail the
+                # trial, not the store's strict JSON writer (which would stop the master).
+                o = dataclasses.replace(o, ok=False, error="malformed result from worker: metrics are not "
+                                        "strict JSON (NaN, Infinity or non-JSON values)")
             if o.ok and o.loss is not None:
                 hist.complete(o.trial_id, x, o.loss)
                 updates.append(TrialUpdate(o.trial_id, TrialState.COMPLETE, loss=o.loss, results=o.results,
@@ -509,6 +515,14 @@ class Shadho:
 
     def __exit__(self, *_: Any) -> None:
         self.close()
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _make_scheduler(opt: Shadho) -> Scheduler:
