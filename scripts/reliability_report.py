@@ -81,6 +81,9 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 - reported
         undocumented = f"{type(exc).__name__}: {exc}"[:300]
     kinds = dict(tr.BAD_INPUT_KINDS)
+    accepted: dict[str, list[str]] = {}
+    for arg, kind in sorted(tr.ACCEPTED_KINDS):
+        accepted.setdefault(arg, []).append(kind)
     print(len(kinds), "kinds", flush=True)
 
     print(f"load {args.trials}...", flush=True)
@@ -115,8 +118,8 @@ def main() -> int:
         f"| trials duplicated (ids / params) | {kills['duplicate_ids']} / {kills['duplicate_params']} |",
         f"| task runs started / trials (re-runs of killed tasks) | {kills['runs_started']} / "
         f"{kills['trials_started']} |",
-        f"| kinds of bad constructor input tried ((argument, kind of value) pairs rejected) | {len(kinds)} "
-        f"over {len(by_arg)} arguments |",
+        f"| kinds of bad constructor input rejected ((argument, kind of value) pairs, one bad argument "
+        f"at a time, {args.examples} random examples) | {len(kinds)} over {len(by_arg)} arguments |",
         f"| undocumented exceptions from `Shadho(...)` | {undocumented or 'none'} |",
         f"| load: trials / workers / trials per task | {big['trials']} / {big['workers']} / {big['per_task']} |",
         f"| load: all trials COMPLETE, unique ids | {big['complete']} / {big['unique_ids']} |",
@@ -152,7 +155,13 @@ def main() -> int:
         "",
         ", ".join(f"{a}: {n}" for a, n in sorted(by_arg.items())),
         "",
-    ]
+        "## Values accepted by the constructor (checked later, or not at all)",
+        "",
+        "The constructor raised nothing for these (argument: kinds of value). Some are valid "
+        "(a bool for `quiet`); others are only checked when `run()` starts the manager "
+        "(`local_workers`, `port`, `password`) or never (truthiness of flags).",
+        "",
+    ] + [f"- `{a}`: {', '.join(k)}" for a, k in sorted(accepted.items())] + [""]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
         fh.write("\n".join(lines))
