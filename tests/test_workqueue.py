@@ -147,7 +147,7 @@ def test_workers_without_the_password_never_run_tasks(tmp_path):
         while time.time() < end:
             out += m.wait(1)
         assert out == [] and m.status()["workers"] == 0
-        good = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m._pw, "-t", "30"],
+        good = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m.password_file, "-t", "30"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         procs.append(good)
         out = _drain(m, 1, 30)
@@ -169,6 +169,8 @@ def test_stop_kills_workers_removes_files_and_releases_the_port(tmp_path):
         m.submit(TaskSpec(i, "s", ((i, {"x": float(i)}),)))
     assert m.capacity() == {None: 0} and m.in_flight == 4
     assert len(_drain(m, 4)) == 4
+    pw = m.password_file
+    assert os.stat(pw).st_mode & 0o777 == 0o600 and not open(pw).read().endswith("\n")
     procs, tmp, port = [w.proc for w in m._workers], m._tmp, m.port
     m.stop()
     assert all(p.poll() is not None for p in procs)
@@ -192,7 +194,7 @@ def test_set_priorities_reorders_waiting_tasks(tmp_path):
             m.submit(TaskSpec(i, "a" if i < 3 else "b", ((i, {}),), priority=0.0))
         m.set_priorities({None: {"a": 1.0, "b": 5.0}})  # b first now
         assert m.in_flight == 6 and len(m._q._task_table) == 6
-        w = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m._pw, "--cores", "1",
+        w = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m.password_file, "--cores", "1",
                               "-t", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
         out = _drain(m, 6)
@@ -299,6 +301,26 @@ def test_batched_trials_are_each_recorded(db):
     trials = _run(db, pid, max_tasks=20, hyperparameters_per_task=5).run()
     assert len(trials) == 20 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.results["pid"] for t in trials}) == 4  # one interpreter per 5 trials
+
+
+@pytest.mark.workqueue
+def test_a_crash_inside_a_batch_fails_one_trial_and_reruns_the_rest(db, tmp_path):
+    tickets = str(tmp_path / "tickets")
+    os.mkdir(tickets)
+
+    def third_crashes(p):
+        import os
+        i = len(os.listdir(tickets))
+        open(os.path.join(tickets, str(i)), "w").close()
+        if i == 2:
+            os._exit(9)
+        return p["x"]
+
+    trials = _run(db, third_crashes, max_tasks=5, hyperparameters_per_task=5, local_workers=1).run()
+    assert len(trials) == 5 and len(os.listdir(tickets)) == 5  # each trial evaluated once
+    failed = [t for t in trials if t.state == TrialState.FAILED]
+    assert len(failed) == 1 and "exited with status 9" in failed[0].error, trials
+    assert failed[0].id == trials[2].id
 
 
 @pytest.mark.workqueue

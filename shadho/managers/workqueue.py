@@ -235,7 +235,14 @@ class WorkQueueManager(ExecutionManager):
             q.enable_monitoring(None, True)
         self._setup_files(settings)
         self._start_workers()
-        log.info("Work Queue manager on port %d (%d local workers)", self.port, len(self._workers))
+        log.info("Work Queue manager on port %d (%d local workers); remote workers: "
+                 "work_queue_worker --password %s %s %d", self.port, len(self._workers), self._pw,
+                 socket.gethostname(), self.port)
+
+    @property
+    def password_file(self) -> str | None:
+        """The password file workers must be given (generated ones vanish at stop())."""
+        return self._pw
 
     def _setup_categories(self, settings: RunSettings) -> None:
         wq, q = self._wq, self._q
