@@ -361,7 +361,7 @@ def test_version_mismatch_names_both_sides(db):
         err = trials[0].error
         assert f"cloudpickle {cloudpickle.__version__}" in err and py in err, err
         if version is None:
-            assert "missing module 'cloudpickle'" in err, err
+            assert "missing module 'cloudpickle'" in err and "cloudpickle not installed" in err, err
         else:
             assert f"cloudpickle {version}" in err, err
 
@@ -385,3 +385,18 @@ def test_memory_limits_of_a_compute_class(db, tmp_path):
     opt.add_compute_class("small", "memory", 200)
     trials = opt.run()
     assert trials[0].state == TrialState.FAILED and "exceeded its resources (memory" in trials[0].error, trials
+
+
+@pytest.mark.workqueue
+def test_a_module_missing_on_workers_is_named(db, tmp_path, monkeypatch):
+    (tmp_path / "helper_mod_q.py").write_text("def f(p):\n    return p['x']\n")
+    (tmp_path / "objmod_q.py").write_text("import helper_mod_q\ndef fn(p):\n    return helper_mod_q.f(p)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the master has them; the workers do not
+    import objmod_q
+
+    trials = _run(db, objmod_q.fn, max_tasks=1, local_workers=1).run()
+    assert trials[0].state == TrialState.FAILED
+    import cloudpickle
+
+    err = trials[0].error
+    assert "missing module helper_mod_q" in err and f"cloudpickle {cloudpickle.__version__}" in err, err

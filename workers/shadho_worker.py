@@ -197,8 +197,7 @@ def _versions() -> dict[str, Any]:
 
 def _version_problem(master: dict[str, Any], here: dict[str, Any]) -> str | None:
     """Why a pickle made by ``master`` cannot load here, or None."""
-    both = (f"master: Python {master.get('python')}, cloudpickle {master.get('cloudpickle')}; "
-            f"worker ({sys.executable}): Python {here['python']}, cloudpickle {here['cloudpickle']}")
+    both = _both(master, here)
     if here["cloudpickle"] is None:
         return (f"cloudpickle is not installed for the worker's Python (missing module 'cloudpickle'); "
                 f"{both}. Install cloudpickle=={master.get('cloudpickle')} there or set worker_python=")
@@ -207,8 +206,15 @@ def _version_problem(master: dict[str, Any], here: dict[str, Any]) -> str | None
         return f"Python version mismatch (pickled functions need the same major.minor); {both}"
     mc = str(master.get("cloudpickle", "")).split(".")[:1]
     if mc != str(here["cloudpickle"]).split(".")[:1]:
-        return f"cloudpickle version mismatch; {both}"
+        return (f"cloudpickle version mismatch; {both}. Install cloudpickle=={master.get('cloudpickle')} "
+                f"there or set worker_python=")
     return None
+
+
+def _both(master: dict[str, Any], here: dict[str, Any]) -> str:
+    cp = here["cloudpickle"] or "not installed"
+    return (f"master: Python {master.get('python')}, cloudpickle {master.get('cloudpickle')}; "
+            f"worker ({sys.executable}): Python {here['python']}, cloudpickle {cp}")
 
 
 def load_objective(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -231,8 +237,7 @@ def load_objective(path: str) -> Callable[[dict[str, Any]], Any]:
 
     import cloudpickle  # noqa: F401 - functions pickled by value need it at load time
 
-    both = (f"master: Python {master.get('python')}, cloudpickle {master.get('cloudpickle')}; "
-            f"worker ({sys.executable}): Python {here['python']}, cloudpickle {here['cloudpickle']}")
+    both = _both(master, here)
     try:
         return pickle.loads(data)
     except ImportError as exc:
