@@ -214,7 +214,8 @@ def test_killed_worker_task_is_retried_and_every_trial_recorded_once(db, tmp_pat
     def slow(p):
         import os
         import time
-        open(os.path.join(str(runs), f"{p['x']!r}-{os.getpid()}"), "w").close()
+        with open(os.path.join(str(runs), f"{p['x']!r}-{os.getpid()}"), "w") as fh:
+            fh.write(os.getcwd())  # .../worker-<i>/...: which local worker runs it
         time.sleep(1.0)
         return p["x"]
 
@@ -224,8 +225,13 @@ def test_killed_worker_task_is_retried_and_every_trial_recorded_once(db, tmp_pat
     def killer():
         while not killed:
             m = opt._manager
-            if m is not None and m.in_flight and any(runs.iterdir()):
-                p = m._workers[0].proc
+            started = list(runs.iterdir())
+            if m is not None and m.in_flight and started:
+                try:
+                    i = int(started[0].read_text().split("/worker-")[1].split("/")[0])
+                except (IndexError, ValueError):  # not written yet
+                    continue
+                p = m._workers[i].proc
                 os.killpg(p.pid, signal.SIGKILL)  # the worker and the task it runs
                 killed.append(p.pid)
             time.sleep(0.05)
