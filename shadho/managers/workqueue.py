@@ -200,6 +200,7 @@ class WorkQueueManager(ExecutionManager):
     def start(self, settings: RunSettings) -> None:
         wq = self._wq = import_work_queue()
         self._settings = settings
+        _remove_stale_folders()
         self._tmp = tempfile.mkdtemp(prefix=f"shadho-wq-{os.getpid()}-")
         os.makedirs(os.path.join(self._tmp, "results"))
         if self.password is None:
@@ -630,6 +631,29 @@ def _dump_objective(fn: Any) -> bytes:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
     return shadho_worker.OBJECTIVE_MAGIC + json.dumps(header).encode() + b"\n" + data
+
+
+def _remove_stale_folders() -> None:
+    """Remove scratch folders of masters that died without stop() (killed with SIGKILL)."""
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for n in names:
+        parts = n.split("-")
+        if not n.startswith("shadho-wq-") or len(parts) != 4 or not parts[2].isdigit():
+            continue
+        path = os.path.join(root, n)
+        try:
+            st = os.stat(path)
+            if st.st_uid != os.getuid() or time.time() - st.st_mtime < 60:
+                continue
+            os.kill(int(parts[2]), 0)  # its master still runs
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _fits(res: dict[str, Any], need: dict[str, float]) -> int:
