@@ -324,6 +324,7 @@ def real_objective(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_real(table: Table, seeds: int, seconds: float) -> tuple[dict[str, Any], dict]:
+    import dataclasses
     import tempfile
 
     from shadho import Shadho
@@ -345,11 +346,8 @@ def run_real(table: Table, seeds: int, seconds: float) -> tuple[dict[str, Any], 
             opt.run()
             trials = opt.trials
             opt.close()
-            shifted = []
-            for t in trials:
-                if t.finish_time is not None:
-                    t.finish_time -= t0
-                shifted.append(t)
+            shifted = [dataclasses.replace(t, finish_time=t.finish_time - t0) if t.finish_time else t
+                       for t in trials]
             span = max([t.finish_time for t in shifted if t.finish_time is not None] or [seconds])
             out[mode].append(SimResult(shifted, span, 0.0, seconds))
             print(f"  real seed {seed} {mode}: {sum(t.state.value == 'COMPLETE' for t in trials)} trials",
@@ -403,25 +401,29 @@ def main(argv: list[str] | None = None) -> int:
              "T = 0.9 * min(makespans); TTT = time to target loss; hit = seeds reaching the target",
              HEADER]
     curves: dict[str, dict] = {}
+    os.makedirs(RESULTS, exist_ok=True)
+
+    def save() -> None:  # after every part, so a crash later keeps what was measured
+        with open(os.path.join(RESULTS, "heterogeneity.txt"), "w") as fh:
+            fh.write("\n".join(lines) + "\n")
     if "sim150" in parts:
         m, runs = run_sim150(table, seeds, 6000 if args.quick else 20_000, "random")
         curves["sim150 (150 workers, SVC/digits)"] = runs
         lines.append(fmt_row("sim150", m) + f"   target {m['target']:.4f}")
+        save()
     if "sim10k" in parts:
-        m = run_sim10k(table, 1 if args.quick else 2, 25_000 if args.quick else 40_000,
+        m = run_sim10k(table, 1, 25_000 if args.quick else 40_000,
                        10_000, 100)
         lines.append(fmt_row("sim10k", m) + f"   target {m['target']:.4f}")
+        save()
     if "real" in parts:
         m, runs = run_real(table, args.real_seeds or (2 if args.quick else 3), args.real_seconds)
         curves["real (local Work Queue)"] = runs
         lines.append(fmt_row("real", m) + f"   target {m['target']:.4f}")
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(RESULTS, exist_ok=True)
+    print("\n".join(lines))
+    save()
     if curves:
         plot(curves, os.path.join(RESULTS, "heterogeneity.png"))
-    with open(os.path.join(RESULTS, "heterogeneity.txt"), "w") as fh:
-        fh.write(text + "\n")
     return 0
 
 
