@@ -493,6 +493,16 @@ class Shadho:
     # ------------------------------------------------------------ results
 
     @property
+    def port(self) -> int | None:
+        """The Work Queue manager's port while :meth:`run` works (None otherwise)."""
+        return getattr(self._manager, "port", None)
+
+    @property
+    def password_file(self) -> str | None:
+        """The password file remote workers must be given while :meth:`run` works."""
+        return getattr(self._manager, "password_file", None) or self.options["password"]
+
+    @property
     def trials(self) -> list[Trial]:
         """Every trial of this experiment (fresh copies), oldest first."""
         return self.store.trials(self._exp)

@@ -81,7 +81,7 @@ def _as_loss(value: Any) -> float:
         raise ResultError(f"objective must return a number or a dict with 'loss', got {value!r:.200}")
     try:
         loss = float(_plain(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ResultError(f"objective must return a number or a dict with 'loss', got {value!r:.200}") from None
     if not math.isfinite(loss):
         raise ResultError(f"objective returned a non-finite loss ({loss})")
@@ -161,8 +161,9 @@ def read_performance(path: str, max_bytes: int = MAX_RESULT_BYTES) -> dict[str, 
     try:
         with open(path) as fh:
             doc = json.load(fh)
-    except (OSError, ValueError) as exc:
-        return {"status": "error", "error": f"malformed result file {os.path.basename(path)}: {exc}"}
+    except (OSError, ValueError, RecursionError) as exc:
+        return {"status": "error", "error": f"malformed result file {os.path.basename(path)}: "
+                                            f"{type(exc).__name__}: {str(exc)[:200]}"}
     if isinstance(doc, dict) and "error" in doc and "loss" not in doc:
         return {"status": "error", "error": str(doc["error"])[:20000]}
     try:

@@ -7,6 +7,7 @@ sends: outcomes are built from JSON.
 """
 from __future__ import annotations
 
+import math
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -84,22 +85,33 @@ class TrialOutcome:
 
     @classmethod
     def from_json(cls, trial_id: int, doc: Any, **extra: Any) -> "TrialOutcome":
-        """Build from a worker's JSON result dict (``shadho_worker.evaluate`` format)."""
+        """Build from a worker's JSON result dict (``shadho_worker.evaluate`` format).
+
+        Never raises: anything malformed becomes a FAILED outcome naming the problem.
+        """
+        bad = f"malformed result from worker: {str(doc)[:300]}"
         if not isinstance(doc, dict) or doc.get("status") not in ("success", "error"):
-            return cls(trial_id, False, error=f"malformed result from worker: {str(doc)[:300]}", **extra)
-        start, finish = doc.get("start"), doc.get("finish")
-        start = float(start) if isinstance(start, (int, float)) else None
-        finish = float(finish) if isinstance(finish, (int, float)) else None
+            return cls(trial_id, False, error=bad, **extra)
+        start, finish = _seconds(doc.get("start")), _seconds(doc.get("finish"))
         if doc["status"] == "error":
             return cls(trial_id, False, error=str(doc.get("error"))[:20000], start_time=start,
                        finish_time=finish, **extra)
-        loss, results = doc.get("loss"), doc.get("results", {})
-        if isinstance(loss, bool) or not isinstance(loss, (int, float)) or loss != loss \
-                or loss in (float("inf"), float("-inf")) or not isinstance(results, dict):
-            return cls(trial_id, False, error=f"malformed result from worker: {str(doc)[:300]}",
-                       start_time=start, finish_time=finish, **extra)
-        return cls(trial_id, True, loss=float(loss), results=results, start_time=start,
+        loss, results = _seconds(doc.get("loss")), doc.get("results", {})
+        if loss is None or not isinstance(results, dict):
+            return cls(trial_id, False, error=bad, start_time=start, finish_time=finish, **extra)
+        return cls(trial_id, True, loss=loss, results=results, start_time=start,
                    finish_time=finish, **extra)
+
+
+def _seconds(value: Any) -> float | None:
+    """A finite float from a JSON number, or None (bools, huge ints, NaN, strings...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
 class ExecutionManager(ABC):

@@ -407,7 +407,8 @@ class WorkQueueManager(ExecutionManager):
         if self._q is None:
             return {"workers": 0, "running": 0, "queued": 0}
         st = self._q.stats
-        return {"workers": st.workers_connected, "running": st.tasks_running, "queued": st.tasks_waiting}
+        return {"workers": st.workers_connected, "running": st.tasks_running, "queued": st.tasks_waiting,
+                "port": self.port}
 
     # ------------------------------------------------------------ submit
 
@@ -508,6 +509,10 @@ class WorkQueueManager(ExecutionManager):
         self._per_class[key] -= 1
         try:
             return self._outcomes(p, t)
+        except Exception as exc:  # noqa: BLE001 - a hostile result must not stop the master
+            log.warning("could not read the result of task %s: %r", t.id, exc)
+            err = f"could not read the worker's result: {type(exc).__name__}: {str(exc)[:300]}"
+            return [TrialOutcome(tid, False, error=err, compute_class=key) for tid, _ in p.spec.trials]
         finally:
             try:
                 os.unlink(p.result_path)
@@ -697,8 +702,8 @@ def _read_json(path: str) -> dict[str, Any]:
     try:
         with open(path) as fh:
             doc = json.load(fh)
-    except (OSError, ValueError) as exc:
-        return {"error": f"malformed result file from the worker: {exc}"}
+    except (OSError, ValueError, RecursionError) as exc:
+        return {"error": f"malformed result file from the worker: {type(exc).__name__}: {str(exc)[:200]}"}
     return doc if isinstance(doc, dict) else {"error": f"malformed result file from the worker: {str(doc)[:200]}"}
 
 
