@@ -108,6 +108,21 @@ class Shadho:
             raise ValueError(f"unknown manager {manager!r}; valid: {', '.join(_MANAGERS)} or an ExecutionManager")
         if manager is not None and not isinstance(manager, (str, ExecutionManager)):
             raise TypeError(f"manager must be {', '.join(_MANAGERS)} or an ExecutionManager, got {manager!r}")
+        for flag, val in (("await_pending", await_pending), ("use_complexity", use_complexity),
+                          ("use_uncertainty", use_uncertainty), ("quiet", quiet)):
+            if not isinstance(val, (bool, np.bool_)):
+                raise TypeError(f"{flag} must be True or False, got {val!r}")
+        if local_workers is not None and not (
+                (isinstance(local_workers, int) and not isinstance(local_workers, bool) and local_workers >= 0)
+                or (isinstance(local_workers, (list, tuple)) and all(isinstance(w, dict) for w in local_workers))):
+            raise TypeError("local_workers must be None, an int >= 0 or a list of worker specs "
+                            f"(dicts with cores, memory, features), got {local_workers!r}")
+        port = options.get("port", 0)
+        if not ((isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536) or (
+                isinstance(port, (list, tuple)) and len(port) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536 for v in port)
+                and port[0] <= port[1])):
+            raise ValueError(f"port must be an int in 0..65535 (0: any free port) or a [lo, hi] range, got {port!r}")
         backend = os.fspath(backend)
         if not backend.endswith((".db", ".sqlite", ".sqlite3", ".json")):
             raise ValueError(f"backend must be a .db/.sqlite (SQLite) or .json path, got {backend!r}")

@@ -291,3 +291,17 @@ def test_bad_spec_and_cmd_and_compute_class():
     assert opt.compute_classes[0].feature == "gpu_name=H100"
     with pytest.raises(ValueError, match="already exists"):
         opt.add_compute_class("gpu", "cores", 1)
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(local_workers={}), TypeError, "local_workers must be"),
+    (dict(local_workers=-1), TypeError, "local_workers must be"),
+    (dict(port=None), ValueError, "port must be"),
+    (dict(port=[10, 5]), ValueError, "port must be"),
+    (dict(port=70000), ValueError, "port must be"),
+    (dict(await_pending={}), TypeError, "await_pending must be True or False"),
+    (dict(quiet="no"), TypeError, "quiet must be True or False"),
+])
+def test_arguments_checked_at_construction(kwargs, exc, msg, db):
+    with pytest.raises(exc, match=msg):
+        Shadho("e", objective, SPEC, backend=db, **kwargs)
