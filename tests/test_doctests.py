@@ -11,7 +11,10 @@ MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shad
            "shadho.heuristics.scheduler", "shadho.driver", "shadho.progress",
            "shadho.batch", "shadho.batch.base", "shadho.batch.slurm", "shadho.batch.htcondor",
            "shadho.batch.local", "shadho.batch.pool", "shadho.cli", "shadho.status", "shadho.report",
-           "shadho.progress_rich", "shadho_launch_worker"]
+           "shadho.progress_rich", "shadho_launch_worker", "shadho.heuristics",
+           "shadho.heuristics.complexity", "shadho.heuristics.uncertainty", "shadho.heuristics.assignment",
+           "shadho.heuristics.strength", "shadho.sim", "shadho.samplers.tpe", "shadho.samplers.gp",
+           "shadho.samplers.random", "shadho.managers.workqueue", "shadho.demo"]
 
 
 @pytest.mark.parametrize("name", MODULES)
