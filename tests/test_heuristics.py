@@ -336,3 +336,28 @@ def test_decision_time_at_scale():
         s.priorities()
     per_task = (time.perf_counter() - t0) / n
     assert per_task < 5e-3  # the 1 ms target is measured by the benchmark; slack for busy CI machines
+
+
+def test_performance_term_formula_and_floor():
+    sps = spaces.split({"exclusive": True, **{n: {"x": spaces.uniform(0, 1)} for n in "abcd"}})
+    s = make_scheduler(sps, CLASSES, use_complexity=False)
+    assert s.use_performance
+    np.testing.assert_allclose(s.performance(), 1.0)           # nothing seen yet
+    s.observe(sps[0].id, "small", 1.0, 0.1, True)
+    np.testing.assert_allclose(s.performance(), 1.0)           # one space seen: no comparison
+    for sp, loss in zip(sps[1:], (0.2, 0.3, 5.0)):
+        s.observe(sp.id, "small", 1.0, loss, True)
+    s.observe(sps[1].id, "small", 1.0, None, False)            # failures do not count
+    # b* = 0.1, median = 0.25: P = exp(-(b - 0.1) / 0.15)
+    np.testing.assert_allclose(s.performance(), np.exp(-(np.array([0.1, 0.2, 0.3, 5.0]) - 0.1) / 0.15))
+    rows = s.reassign(_histories(sps))
+    share = np.array([r["share"] for r in rows])
+    assert share[0] > share[1] > share[2] > share[3]
+    assert share.min() >= 0.5 / 4 - 1e-12                      # the floor: never starved
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    assert all(isinstance(r["classes"], list) and all(isinstance(c, str) for c in r["classes"])
+               for r in rows)
+    off = make_scheduler(sps, CLASSES, use_complexity=False, use_uncertainty=False)
+    assert off.baseline and not off.use_performance            # the baseline stays uniform
+    with pytest.raises(ValueError):
+        make_scheduler(sps, CLASSES, share_floor=0.0)

@@ -97,3 +97,39 @@ def test_heuristics_on_beat_off_on_throughput(tmp_path):
     heavy = sum(t.searchspace == "heavy" for t in on.trials)
     assert heavy_on_big / heavy > 0.8
     assert on.decision_ms_per_task < 5.0
+
+
+GOOD_BAD = {"exclusive": True,
+            "good": {"x": spaces.uniform(0, 1), "z": spaces.uniform(0, 1)},
+            "bad": {"y": spaces.uniform(0, 1)}}
+# 'good' holds the optimum and runs 4x faster on 'big'; 'bad' gains nothing there.
+GB_SPEEDUP = {"good": {"small": 1.0, "big": 4.0}, "bad": {"small": 1.0, "big": 1.0}}
+
+
+def _gb_objective(p):
+    (name, q), = p.items()
+    return (q["x"] ** 2 + q["z"] ** 2) if name == "good" else 0.5 + q["y"]
+
+
+def _gb_runtime(space_id, params, cls):
+    (name, _), = params.items()
+    return 4.0 / GB_SPEEDUP[name][cls]
+
+
+def test_heuristics_on_reach_a_target_sooner(tmp_path):
+    # Target: a loss that takes ~80 'good' trials of random search to see (x^2 + z^2 <= 0.015).
+    import math
+    import statistics
+    pool = {"small": 8, "big": 8}
+    ratios = []
+    for seed in range(5):
+        ttt = {}
+        for mode in (True, False):
+            r = simulate(GOOD_BAD, _gb_objective, pool, _gb_runtime, max_tasks=1000, compute_classes=CLASSES,
+                         use_complexity=mode, use_uncertainty=mode, seed=seed,
+                         backend=str(tmp_path / f"{mode}{seed}.db"))
+            ttt[mode] = r.time_to(0.015)
+        if math.isfinite(ttt[True]) or math.isfinite(ttt[False]):
+            ratios.append(ttt[False] / ttt[True])   # inf when only ON hit, 0 when only OFF did
+    # Typically ~2-3x (throughput and the performance term's share for 'good'); loose margin.
+    assert statistics.median(ratios) > 1.3, ratios

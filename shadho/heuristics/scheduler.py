@@ -8,11 +8,24 @@ to the results store so users can see why the search went where it went.
 Modes:
 
 * ``use_complexity`` / ``use_uncertainty`` (the defaults): spaces are scored by
-  ``score = C_s / max(C) * U_s`` (:mod:`.complexity`, :mod:`.uncertainty`; a switched
-  off factor is 1), ranked, and spread over the classes by :func:`.assignment.assign`
-  using per-(space, class) speeds learned online (:mod:`.strength`): every space on
-  at least two classes, the highest-ranked ones on the strongest classes, each
-  class drawing from its own weights where its comparative advantage lies.
+  ``score = C_s / max(C) * U_s * P_s`` (:mod:`.complexity`, :mod:`.uncertainty`, and
+  the performance term below; a switched off factor is 1), ranked, and spread over
+  the classes by :func:`.assignment.assign` using per-(space, class) speeds learned
+  online (:mod:`.strength`): every space on at least two classes, the highest-ranked
+  ones on the strongest classes, each class drawing from its own weights where its
+  comparative advantage lies. Space s receives the trial share
+  ``w_s = f / S + (1 - f) * score_s / sum(score)`` with the floor ``f = share_floor``
+  (default 0.5), so every space keeps at least ``f / S`` of the trials.
+* performance term (``use_performance=True``, the default outside the baseline):
+  with ``b_s`` the best loss space s has returned, ``b* = min_s b_s`` and
+  ``m = median_s b_s`` over the spaces with a result,
+
+      P_s = exp(-(b_s - b*) / (m - b*))
+
+  so the best space has 1, a median space ``e^-1`` and a clearly worse one little
+  (its share never drops below the floor). Spaces without a result yet, and all
+  spaces while fewer than two have one or when ``m = b*``, have ``P_s = 1``. It is
+  scale free (only differences between spaces' best losses matter) and costs O(S).
 * ``cost_aware=True``: the score is further multiplied by each space's expected
   improvement over the best loss so far (relative to the largest; spaces without a
   fit count as the largest), so trial shares follow expected improvement and the
@@ -28,6 +41,7 @@ on 4 classes, i.e. 0.2 ms per result at the default ``reassign_every=10``).
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -60,7 +74,10 @@ class Scheduler:
 
     def __init__(self, spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass], *,
                  use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
-                 reassign_every: int = 10) -> None:
+                 reassign_every: int = 10, use_performance: bool = True,
+                 share_floor: float = 0.5) -> None:
+        if not 0.0 < share_floor <= 1.0:
+            raise ValueError(f"share_floor must be in (0, 1], got {share_floor!r}")
         self.spaces = list(spaces)
         self.classes = list(classes)
         self.keys: list[str | None] = [c.name for c in classes] or [None]
@@ -69,6 +86,9 @@ class Scheduler:
         self.cost_aware = cost_aware
         self.reassign_every = max(1, int(reassign_every))
         self.baseline = not (use_complexity or use_uncertainty or cost_aware)
+        # The performance term refines the heuristics; it never turns the baseline on.
+        self.use_performance = use_performance and not self.baseline
+        self.share_floor = float(share_floor)
         #: Where the rows' ``time`` comes from (a simulator sets a virtual clock).
         self.clock: Callable[[], float] = time.time
         self._since = 0
@@ -81,6 +101,9 @@ class Scheduler:
         self._fits: dict[str, tuple[int, Fit | None]] = {}  # space id -> (n at fit, fit)
         self._uncertainty = np.ones(len(self.spaces))
         self._best: float | None = None
+        self._space_best = np.full(len(self.spaces), np.inf)
+        self._performance = np.ones(len(self.spaces))
+        self._share = np.full(len(self.spaces), 1.0 / max(1, len(self.spaces)))
         self.assignment: Assignment | None = None
         self._cum: list[list[float]] = []
         self._cum_all: list[float] = []
@@ -97,6 +120,8 @@ class Scheduler:
         if ok and loss is not None and (self._best is None or loss < self._best):
             self._best = float(loss)
         s, c = self._sidx.get(space_id), self._cidx.get(class_key)
+        if ok and loss is not None and s is not None and loss < self._space_best[s]:
+            self._space_best[s] = float(loss)
         if s is not None and c is not None and runtime is not None:
             self.runtimes.add(s, c, float(runtime), ok)
 
@@ -120,6 +145,8 @@ class Scheduler:
             rows.append({"space_id": s.id, "n_complete": h.n if h is not None else 0,
                          "complexity": float(self._complexity[i]),
                          "uncertainty": float(self._uncertainty[i]), "rank": int(a.rank[i]),
+                         "performance": float(self._performance[i]),
+                         "share": float(self._share[i]),
                          "classes": [self.keys[c] for c in np.flatnonzero(a.mask[i])],
                          "time": now})
         return rows
@@ -147,9 +174,23 @@ class Scheduler:
         W = self.assignment.weights
         return {k: {i: float(W[s, c]) for s, i in enumerate(self._ids)} for c, k in enumerate(self.keys)}
 
+    def performance(self) -> np.ndarray:
+        """``P_s`` of each space (see the module docstring)."""
+        b = self._space_best
+        seen = np.isfinite(b)
+        P = np.ones(len(b))
+        if seen.sum() < 2:
+            return P
+        best = float(b[seen].min())
+        scale = float(np.median(b[seen])) - best
+        if not scale > 0 or not math.isfinite(scale):
+            return P
+        P[seen] = np.exp(-(b[seen] - best) / scale)
+        return P
+
     def scores(self, histories: Mapping[str, History]) -> np.ndarray:
-        """``C_s / max(C)`` times ``U_s`` (each factor when its heuristic is on), times the
-        relative expected improvement when cost aware."""
+        """``C_s / max(C)`` times ``U_s`` times ``P_s`` (each factor when its heuristic is
+        on), times the relative expected improvement when cost aware."""
         S = len(self.spaces)
         score = np.ones(S)
         if self.use_complexity:
@@ -175,6 +216,8 @@ class Scheduler:
             self._uncertainty[i] = 1.0 if cached[1] is None else cached[1].uncertainty
         if self.use_uncertainty:
             score *= self._uncertainty
+        self._performance = self.performance() if self.use_performance else np.ones(S)
+        score *= self._performance
         if self.cost_aware:
             ei = np.array([np.nan if (v := expected_improvement(f, self._best)) is None else v
                            for f in fits])
@@ -186,7 +229,8 @@ class Scheduler:
     def _solve(self, histories: Mapping[str, History]) -> None:
         score = self.scores(histories)
         L = -self.runtimes.log_runtime()
-        share = shares_from_scores(score)
+        share = shares_from_scores(score, self.share_floor)
+        self._share = share
         a = assign(score, L, self.runtimes.capacity(), share=share)
         self.assignment = a
         self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
@@ -199,7 +243,9 @@ class Scheduler:
 
 def make_scheduler(spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass], *,
                    use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
-                   reassign_every: int = 10) -> Scheduler:
+                   reassign_every: int = 10, use_performance: bool = True,
+                   share_floor: float = 0.5) -> Scheduler:
     """The scheduler the driver uses (see :class:`Scheduler`)."""
     return Scheduler(spaces, classes, use_complexity=use_complexity, use_uncertainty=use_uncertainty,
-                     cost_aware=cost_aware, reassign_every=reassign_every)
+                     cost_aware=cost_aware, reassign_every=reassign_every,
+                     use_performance=use_performance, share_floor=share_floor)
