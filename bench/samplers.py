@@ -1,18 +1,20 @@
 """Benchmark shadho's samplers against Optuna's at equal budgets.
 
-Run:  .venv/bin/python bench/samplers.py [--seeds N] [--quick] [--jobs J]
+Run:  .venv/bin/python bench/samplers.py [--seeds N] [--quick] [--jobs J] [--round-robin]
 
 Methods: shadho ``random``, ``tpe`` and ``bayes`` (GP), Optuna 5 ``TPESampler()`` with
 its defaults (multivariate, constant liar), ``TPESampler(multivariate=False,
 constant_liar=False)`` and ``RandomSampler``.
 
-Shadho's samplers are driven directly: ``spaces.split`` + one :class:`History` and one
-sampler per search space, a sequential ask/tell loop. When a spec splits into several
-spaces (an exclusive choice), the spaces are taken round-robin, so each gets an equal
-share of the same total budget (shadho's own rule: every space is searched by its own
-model). The model-based samplers' 10 random start-up trials are shared among the
-spaces (``max(3, ceil(10 / n_spaces))`` each), as Optuna spends 10 in all. Optuna sees
-the same problem with ``suggest_categorical`` for the branch.
+Shadho is driven through its real path: ``Shadho(..., method=..., seed=s)`` and a
+sequential ``trial = opt.ask(); opt.tell(trial, loss)`` loop (results in a temporary
+SQLite file). When a spec splits into several search spaces (an exclusive choice), the
+driver's scheduler picks the space of every trial, as in any shadho run with one compute
+class; each space is searched by its own model. The model-based samplers' 10 random
+start-up trials are shared among the spaces (``max(3, ceil(10 / n_spaces))`` each), as
+Optuna spends 10 in all. Optuna sees the same problem with ``suggest_categorical`` for
+the branch. ``--round-robin`` instead drives the samplers directly and takes the spaces
+in turn (the previous protocol), for comparison.
 
 Regret is the best loss found minus the known optimum; the scikit-learn problems have
 no known optimum, so their "regret" is the best CV error itself.
@@ -227,18 +229,42 @@ def problems(synthetic_budget: int, sklearn_budget: int) -> list[Problem]:
 # ---------------------------------------------------------------- runners
 
 
+def _startup(method: str, n_spaces: int) -> dict[str, int]:
+    """The 10 random start-up trials, shared among the spaces (at least 3 each)."""
+    return {} if method == "random" else {"n_startup_trials": max(3, math.ceil(10 / n_spaces))}
+
+
 def run_shadho(prob: Problem, method: str, seed: int) -> float:
+    """Shadho's own ask/tell path: the driver picks the space, its sampler the point."""
+    import tempfile
+
+    from shadho import Shadho
+    n_spaces = len(spaces.split(prob.spec))
+    best = math.inf
+    with tempfile.TemporaryDirectory() as tmp:
+        opt = Shadho(f"bench-{prob.name}", lambda p: 0.0, prob.spec, method=method,
+                     backend=os.path.join(tmp, "r.db"), seed=seed, quiet=True,
+                     sampler_options=_startup(method, n_spaces))
+        try:
+            for _ in range(prob.budget):
+                trial = opt.ask()
+                loss = prob.f(prob.canon(trial.params))
+                opt.tell(trial, loss)
+                best = min(best, loss)
+        finally:
+            opt.close()
+    return best
+
+
+def run_shadho_round_robin(prob: Problem, method: str, seed: int) -> float:
+    """Samplers driven directly, the split spaces taken in turn (no scheduler)."""
     rng = np.random.default_rng(seed)
     sps = spaces.split(prob.spec)
     hists = [History(s.dim) for s in sps]
-    if method == "random":
-        samplers = [make_sampler(method) for _ in sps]
-    else:  # the 10 random start-up trials are shared among the spaces (at least 3 each)
-        startup = max(3, math.ceil(10 / len(sps)))
-        samplers = [make_sampler(method, n_startup_trials=startup) for _ in sps]
+    samplers = [make_sampler(method, **_startup(method, len(sps))) for _ in sps]
     best = math.inf
     for t in range(prob.budget):
-        i = t % len(sps)  # round-robin over the search spaces
+        i = t % len(sps)
         x = samplers[i].suggest(sps[i], hists[i], rng)
         loss = prob.f(prob.canon(sps[i].params(x)))
         hists[i].complete(t, x, loss)
@@ -265,12 +291,13 @@ def run_optuna(prob: Problem, method: str, seed: int) -> float:
     return float(study.best_value)
 
 
-def run_one(job: tuple[int, str, int, int, int]) -> tuple[str, str, int, float, float]:
-    pi, method, seed, sb, kb = job
+def run_one(job: tuple[int, str, int, int, int, bool]) -> tuple[str, str, int, float, float]:
+    pi, method, seed, sb, kb, round_robin = job
     prob = problems(sb, kb)[pi]
     t0 = time.perf_counter()
     if method.startswith("shadho-"):
-        best = run_shadho(prob, method.split("-", 1)[1], seed)
+        run = run_shadho_round_robin if round_robin else run_shadho
+        best = run(prob, method.split("-", 1)[1], seed)
     else:
         best = run_optuna(prob, method, seed)
     return prob.name, method, seed, best - prob.optimum, time.perf_counter() - t0
@@ -333,8 +360,7 @@ def report(results: list[tuple[str, str, int, float, float]], probs: list[Proble
         secs[method] = secs.get(method, 0.0) + dt
     lines = [f"shadho samplers vs Optuna {_optuna_version()} -- {seeds} seeds; "
              "median final regret [IQR] (sklearn problems: best CV error)", ""]
-    w = 26
-    lines.append(f"{'problem':<13}{'budget':>7}  " + "".join(f"{m:>{w}}" for m in METHODS))
+    table = []
     outcome = {"win": 0, "tie": 0, "loss": 0}
     wtl_rows = []
     bayes_rows = []
@@ -346,7 +372,7 @@ def report(results: list[tuple[str, str, int, float, float]], probs: list[Proble
             q1, q2, q3 = np.percentile(v, [25, 50, 75])
             med[m] = q2
             cells.append(f"{_fmt(q2)} [{_fmt(q1)},{_fmt(q3)}]")
-        lines.append(f"{p.name:<13}{p.budget:>7}  " + "".join(f"{c:>{w}}" for c in cells))
+        table.append((p, cells))
         if p.continuous and "shadho-bayes" in med and "shadho-random" in med:
             rb, rr = med["shadho-bayes"], med["shadho-random"]
             bayes_rows.append(f"{p.name} {'yes' if rb < rr else 'NO'}")
@@ -359,6 +385,11 @@ def report(results: list[tuple[str, str, int, float, float]], probs: list[Proble
         per = [("tie" if _tie(s[k], o[k]) else "win" if s[k] < o[k] else "loss") for k in s]
         wtl_rows.append(f"  {p.name:<13} median: {verdict:<5} per seed W/T/L: "
                         f"{per.count('win')}/{per.count('tie')}/{per.count('loss')}")
+    # Each column as wide as its widest cell plus a 2-space gutter, so cells never touch.
+    widths = [2 + max([len(m)] + [len(cells[j]) for _, cells in table]) for j, m in enumerate(METHODS)]
+    lines.append(f"{'problem':<13}{'budget':>7}" + "".join(f"{m:>{w}}" for m, w in zip(METHODS, widths)))
+    for p, cells in table:
+        lines.append(f"{p.name:<13}{p.budget:>7}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     lines += ["", "shadho tpe vs Optuna TPE (defaults), lower median regret wins:"] + wtl_rows
     lines.append(f"  total (medians): {outcome['win']} win / {outcome['tie']} tie / "
                  f"{outcome['loss']} loss; no worse on {outcome['win'] + outcome['tie']} of {len(probs)}")
@@ -384,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     ap.add_argument("--problems", default="", help="comma-separated subset of problem names")
     ap.add_argument("--methods", default="", help="comma-separated subset of methods")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+N-1")
+    ap.add_argument("--round-robin", action="store_true",
+                    help="drive shadho's samplers directly, split spaces in turn (no scheduler)")
     args = ap.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
     sb, kb = (40, 20) if args.quick else (80, 40)
@@ -395,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     global METHODS
     if args.methods:
         METHODS = [m for m in METHODS if m in args.methods.split(",")]
-    jobs = [(i, m, s, sb, kb) for i in pidx for m in METHODS for s in range(seeds)]
+    jobs = [(i, m, s, sb, kb, args.round_robin) for i in pidx for m in METHODS
+            for s in range(args.first_seed, args.first_seed + seeds)]
     jobs.sort(key=lambda j: (j[1] != "shadho-bayes", -j[0]))  # slow ones first
     t0 = time.perf_counter()
     if args.jobs > 1:
@@ -407,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     lat = [(n, *latency(n, 30 if args.quick else 100)) for n in (100, 1000)]
     print(report(results, [probs[i] for i in pidx], seeds, lat))
     print(f"\n(benchmark wall time {time.perf_counter() - t0:.0f} s, {args.jobs} processes; "
-          f"budgets: synthetic {sb}, sklearn {kb})")
+          f"budgets: synthetic {sb}, sklearn {kb}; seeds {args.first_seed}..{args.first_seed + seeds - 1}; "
+          f"shadho driven {'round-robin over spaces' if args.round_robin else 'by Shadho.ask/tell'})")
     return 0
 
 

@@ -212,3 +212,27 @@ def test_tpe_int_and_cat_dims_learn() -> None:
     tail = h.X[-20:]
     assert np.mean(tail[:, 1] == 5) > 0.25  # 1/8 when sampled at random
     assert np.median(np.abs(tail[:, 0] - 37)) <= 5
+
+
+def test_tpe_scores_fewer_candidates_on_long_histories() -> None:
+    """The work cap: many candidates on short histories, at least 24 on long ones."""
+    from shadho.samplers import tpe as tpe_mod
+    (space,) = spaces.split({"x": spaces.uniform(0, 1), "y": spaces.uniform(0, 1)})
+    sizes = []
+    real = tpe_mod._sample
+    def spy(lay, mix, size, multivariate, rng):  # type: ignore[no-untyped-def]
+        sizes.append(size)
+        return real(lay, mix, size, multivariate, rng)
+    rng = np.random.default_rng(0)
+    for n in (50, 5000):
+        h = History(2)
+        X = rng.random((n, 2))
+        for i, x in enumerate(X):
+            h.complete(i, x, float(((x - 0.3) ** 2).sum()))
+        tpe_mod._sample = spy
+        try:
+            x = make_sampler("tpe").suggest(space, h, rng)
+        finally:
+            tpe_mod._sample = real
+        assert ((0 <= x) & (x <= 1)).all()
+    assert sizes == [200, 24]

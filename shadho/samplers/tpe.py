@@ -45,13 +45,18 @@ _TINY = 1e-300
 
 
 def default_gamma(n: int) -> int:
-    """Number of "below" trials among ``n`` finished ones (Optuna's default).
+    """Number of "below" trials among ``n`` finished ones: the best 15%, at most 25.
+
+    Optuna uses 10%. With 200 EI candidates (below) the search exploits harder, and a
+    wider "below" group keeps it from settling in the first basin it finds: on tuning
+    seeds 100-139 (not the reported ones) 15% lowered the median regret on Levy-6 from
+    2.7 to 1.0 at no cost on Branin, Hartmann-6 and Rosenbrock-4.
 
     Example:
         >>> [default_gamma(n) for n in (1, 10, 11, 100, 1000)]
-        [1, 1, 2, 10, 25]
+        [1, 2, 2, 15, 25]
     """
-    return min(math.ceil(0.1 * n), 25)
+    return min(math.ceil(0.15 * n), 25)
 
 
 def default_weights(n: int) -> np.ndarray:
@@ -299,7 +304,10 @@ class TPESampler(Sampler):
 
     Args:
         n_startup_trials: draw from the priors until this many trials are complete.
-        n_ei_candidates: candidates drawn from ``l(x)`` per proposal.
+        n_ei_candidates: candidates drawn from ``l(x)`` per proposal. 200 (Optuna: 24):
+            scoring is one vectorised matmul, so many candidates cost little, and the
+            best of more draws exploits the model better (tuning seeds 100-139: median
+            regret Hartmann-6 0.19 -> 0.11, Rosenbrock-4 4.7 -> 3.8).
         gamma: ``n_complete -> n_below`` (default :func:`default_gamma`).
         weights: ``n -> kernel weights`` in trial order (default :func:`default_weights`).
         prior_weight: weight of the prior kernel in each mixture.
@@ -310,6 +318,9 @@ class TPESampler(Sampler):
         constant_liar: count pending trials as "above" trials with the worst loss.
         bandwidth_factor: multiplies the trial kernels' bandwidths (before the magic
             clip's lower bound); below 1 exploits more.
+        max_scored_pairs: caps candidates x kernels scored per proposal (but never
+            fewer than 24 candidates), so a long history keeps a proposal within a few
+            ms: at 1,000 trials 40 candidates are scored instead of 200.
 
     Example:
         >>> import numpy as np
@@ -325,12 +336,13 @@ class TPESampler(Sampler):
 
     name = "tpe"
 
-    def __init__(self, *, n_startup_trials: int = 10, n_ei_candidates: int = 24,
+    def __init__(self, *, n_startup_trials: int = 10, n_ei_candidates: int = 200,
                  gamma: Callable[[int], int] | None = None,
                  weights: Callable[[int], np.ndarray] | None = None,
                  prior_weight: float = 1.0, consider_magic_clip: bool = True,
                  consider_endpoints: bool = False, multivariate: bool = True,
-                 constant_liar: bool = True, bandwidth_factor: float = 1.0) -> None:
+                 constant_liar: bool = True, bandwidth_factor: float = 1.0,
+                 max_scored_pairs: int = 40_000) -> None:
         if n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
         if n_ei_candidates < 1:
@@ -349,6 +361,7 @@ class TPESampler(Sampler):
         self.multivariate = multivariate
         self.constant_liar = constant_liar
         self.bandwidth_factor = bandwidth_factor
+        self.max_scored_pairs = max_scored_pairs
         # Derived data only (a pure function of space and history), so resume is unaffected.
         self._cache: tuple[tuple[str, int, int], tuple[_Layout, _Mixture, _Mixture]] | None = None
 
@@ -380,7 +393,9 @@ class TPESampler(Sampler):
         if history.n < max(self.n_startup_trials, 1):
             return space.sample(rng)
         lay, below, above = self._models(space, history)
-        cand = _sample(lay, below, self.n_ei_candidates, self.multivariate, rng)
+        n_cand = min(self.n_ei_candidates,
+                     max(24, self.max_scored_pairs // max(1, len(above.logw))))
+        cand = _sample(lay, below, n_cand, self.multivariate, rng)
         score = (_log_pdf(lay, below, cand, self.multivariate)
                  - _log_pdf(lay, above, cand, self.multivariate))
         if self.multivariate:
