@@ -210,37 +210,34 @@ def test_set_priorities_reorders_waiting_tasks(tmp_path):
 def test_killed_worker_task_is_retried_and_every_trial_recorded_once(db, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
+    killed = tmp_path / "killed"
 
     def slow(p):
         import os
+        import signal
         import time
         with open(os.path.join(str(runs), f"{p['x']!r}-{os.getpid()}"), "w") as fh:
-            fh.write(os.getcwd())  # .../worker-<i>/...: which local worker runs it
-        time.sleep(1.0)
-        return p["x"]
+            fh.write(os.getcwd())
+        time.sleep(0.5)
+        try:  # the first trial to get here SIGKILLs the work_queue_worker running it, mid-task
+            os.close(os.open(str(killed), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            time.sleep(0.5)
+            return p["x"]
+        pid = os.getpid()
+        while pid > 1:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            pid = int(fields[1])  # the parent
+            with open(f"/proc/{pid}/comm") as fh:
+                if fh.read().strip() == "work_queue_work":  # comm is cut at 15 chars
+                    os.kill(pid, signal.SIGKILL)
+                    break
+        os._exit(1)  # the task dies with its worker (an orphan would hold the worker's socket open)
 
     opt = _run(db, slow, max_tasks=8)
-    killed = []
-
-    def killer():
-        while not killed:
-            m = opt._manager
-            started = list(runs.iterdir())
-            if m is not None and m.in_flight and started:
-                try:
-                    i = int(started[0].read_text().split("/worker-")[1].split("/")[0])
-                except (IndexError, ValueError):  # not written yet
-                    continue
-                p = m._workers[i].proc
-                os.killpg(p.pid, signal.SIGKILL)  # the worker and the task it runs
-                killed.append(p.pid)
-            time.sleep(0.05)
-
-    th = threading.Thread(target=killer, daemon=True)
-    th.start()
     trials = opt.run()
-    th.join(5)
-    assert killed
+    assert killed.exists()
     assert len(trials) == 8 and len({t.id for t in trials}) == 8
     assert all(t.state == TrialState.COMPLETE for t in trials), trials
     starts = [f.name.rsplit("-", 1)[0] for f in runs.iterdir()]
