@@ -278,12 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool) -> None:
-    if log.handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    from shadho.progress import setup_logging
+
+    setup_logging(verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

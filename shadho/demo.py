@@ -6,7 +6,6 @@ Run it with ``shadho demo`` (``--quick`` for a shorter search).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any, Sequence
 
@@ -53,8 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--manager", default="workqueue", choices=["workqueue", "local"],
                    help="where trials run (default: two local Work Queue workers)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     from shadho import Shadho
+    from shadho.progress import setup_logging
+
+    setup_logging()
 
     budget = args.max_tasks or (20 if args.quick else 60)
     workers = [{"cores": 1, "features": {"size": "small"}}, {"cores": 2, "features": {"size": "big"}}]

@@ -50,6 +50,28 @@ class Progress:
             self._emit()
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (survives redirection and test capture)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Send the 'shadho' logger's messages to stderr (once; a no-op if it has handlers)."""
+    if log.handlers:
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def _info(msg: str) -> None:
     if log.hasHandlers():
         log.info(msg)
