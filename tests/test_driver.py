@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from misbehaving import CAUSES, KINDS, make_misbehaving
 from shadho import Shadho, spaces
 from shadho.errors import SpecError
 from shadho.trial import TrialState
@@ -41,62 +42,8 @@ def test_global_budget_over_spaces_and_best(db):
     assert t.finish_time >= t.start_time
 
 
-KINDS = ["raise", "nan", "inf", "none", "str", "noloss", "badmetric", "exit", "_exit", "segv", "sleep",
-         "mem", "print", "ok"]
-
-CAUSES = {
-    "raise": "RuntimeError: boom", "nan": "non-finite loss", "inf": "non-finite loss",
-    "none": "got None", "str": "got 'abc'", "noloss": "without 'loss'", "badmetric": "not JSON-able",
-    "exit": "sys.exit(3)", "_exit": "exited with status 1", "segv": "SIGSEGV",
-    "sleep": "task_timeout", "mem": "MemoryError",
-}
-
-
-def _misbehave_factory(ticket_dir):
-    def misbehave(p):
-        import ctypes
-        i = 0
-        while True:  # a unique ticket per call, so every kind runs exactly once
-            try:
-                os.close(os.open(os.path.join(ticket_dir, str(i)), os.O_CREAT | os.O_EXCL))
-                break
-            except FileExistsError:
-                i += 1
-        k = KINDS[i % len(KINDS)]
-        if k == "raise":
-            raise RuntimeError("boom")
-        if k == "nan":
-            return float("nan")
-        if k == "inf":
-            return float("inf")
-        if k == "none":
-            return None
-        if k == "str":
-            return "abc"
-        if k == "noloss":
-            return {"acc": 1}
-        if k == "badmetric":
-            return {"loss": 1.0, "obj": object()}
-        if k == "exit":
-            sys.exit(3)
-        if k == "_exit":
-            os._exit(1)
-        if k == "segv":
-            ctypes.string_at(0)
-        if k == "sleep":
-            time.sleep(60)
-        if k == "mem":
-            b = bytearray(3 * 1024 ** 3)
-            return len(b)
-        if k == "print":
-            sys.stdout.write("x" * 5_000_000)
-            return 2.0
-        return 1.0
-    return misbehave
-
-
 def test_every_kind_of_failing_objective_gives_a_failed_trial_with_cause(db, tmp_path):
-    opt = Shadho("e", _misbehave_factory(str(tmp_path)), {"x": spaces.uniform(0, 1)}, backend=db,
+    opt = Shadho("e", make_misbehaving(str(tmp_path)), {"x": spaces.uniform(0, 1)}, backend=db,
                  max_tasks=len(KINDS), quiet=True, local_workers=2, task_timeout=2, memory_mb=1500)
     trials = opt.run()
     assert len(trials) == len(KINDS)
@@ -123,7 +70,8 @@ def test_master_killed_mid_run_resumes_in_flight_trials(db, tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
-        from shadho import Shadho, spaces
+        from misbehaving import CAUSES, KINDS, make_misbehaving
+from shadho import Shadho, spaces
         def slow(p):
             time.sleep(float(sys.argv[1]))
             return p['x'] ** 2
@@ -154,7 +102,8 @@ def test_sigterm_stops_cleanly_and_store_is_consistent(db, tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from shadho import Shadho, spaces
+        from misbehaving import CAUSES, KINDS, make_misbehaving
+from shadho import Shadho, spaces
         def slow(p):
             time.sleep(0.5); return p['x']
         Shadho('e', slow, {{'x': spaces.uniform(0, 1)}}, backend={db!r}, max_tasks=100,

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from misbehaving import CAUSES, KINDS, make_misbehaving
 from shadho import Shadho, spaces
 from shadho.errors import ShadhoError
 from shadho.store import ResultsStore
@@ -329,70 +330,12 @@ def test_master_sigterm_sigint_stop_cleanly_and_release_workers(db, tmp_path, si
 
 # ---------------------------------------------------------------- 3. misbehaving objectives
 
-KINDS = ["raise", "nan", "inf", "none", "str", "noloss", "badmetric", "exit", "_exit", "segv", "sleep",
-         "mem", "print", "ok"]
-CAUSES = {
-    "raise": "RuntimeError: boom", "nan": "non-finite loss", "inf": "non-finite loss (inf)",
-    "none": "got None", "str": "got 'abc'", "noloss": "dict without 'loss'", "badmetric": "not JSON-able",
-    "exit": "sys.exit(3)", "_exit": "exited with status 1", "segv": "SIGSEGV", "sleep": "task_timeout=2",
-    "mem": "MemoryError",
-}
-
-
-def _misbehave_factory(tickets: str) -> Any:
-    def misbehave(p):
-        import ctypes
-        import os
-        import sys
-        import time
-        i = 0
-        while True:  # a unique ticket per call: every kind runs exactly once
-            try:
-                os.close(os.open(os.path.join(tickets, str(i)), os.O_CREAT | os.O_EXCL))
-                break
-            except FileExistsError:
-                i += 1
-        k = KINDS[i % len(KINDS)]
-        if k == "raise":
-            raise RuntimeError("boom")
-        if k == "nan":
-            return float("nan")
-        if k == "inf":
-            return float("inf")
-        if k == "none":
-            return None
-        if k == "str":
-            return "abc"
-        if k == "noloss":
-            return {"acc": 1}
-        if k == "badmetric":
-            return {"loss": 1.0, "obj": object()}
-        if k == "exit":
-            sys.exit(3)
-        if k == "_exit":
-            os._exit(1)
-        if k == "segv":
-            ctypes.string_at(0)
-        if k == "sleep":
-            time.sleep(60)
-        if k == "mem":  # past the compute class's 400 MB: the worker entry's rlimit stops it
-            b = bytearray(1500 * 1024 ** 2)
-            time.sleep(7)
-            return len(b)
-        if k == "print":
-            sys.stdout.write("x" * 5_000_000)
-            sys.stdout.flush()
-            return 2.0
-        return 1.0
-    return misbehave
-
-
 @needs_wq
 @pytest.mark.workqueue
 def test_every_misbehaving_objective_fails_its_trial_through_work_queue(db, tmp_path):
     tickets = tmp_path / "tickets"
     tickets.mkdir()
-    opt = Shadho("e", _misbehave_factory(str(tickets)), {"x": spaces.uniform(0, 1)}, backend=db,
+    opt = Shadho("e", make_misbehaving(str(tickets)), {"x": spaces.uniform(0, 1)}, backend=db,
                  manager="workqueue", local_workers=[{"cores": 2, "memory": 1000}] * 2,
                  max_tasks=len(KINDS), task_timeout=2, quiet=True, timeout=120)
     opt.add_compute_class("small", "memory", 400, cores=1)
