@@ -66,12 +66,27 @@ def test_resume_keeps_finished_and_honours_the_total_budget(db):
     assert len(again) == 20
 
 
+def _wait_for_complete(db: str, n: int, limit: float = 90.0) -> None:
+    """Poll the store (read-only) until ``n`` trials are COMPLETE: no fixed sleeps on a busy machine."""
+    from shadho.errors import StoreError
+    from shadho.store import ResultsStore
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            with ResultsStore(db, readonly=True) as r:
+                if r.experiments() and r.counts(1)["COMPLETE"] >= n:
+                    return
+        except StoreError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} trials completed in {limit} s")
+
+
 def test_master_killed_mid_run_resumes_in_flight_trials(db, tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
-        from misbehaving import CAUSES, KINDS, make_misbehaving
-from shadho import Shadho, spaces
+        from shadho import Shadho, spaces
         def slow(p):
             time.sleep(float(sys.argv[1]))
             return p['x'] ** 2
@@ -80,7 +95,7 @@ from shadho import Shadho, spaces
         opt.run()
     """))
     proc = subprocess.Popen([sys.executable, str(script), "0.6"])
-    time.sleep(2.5)
+    _wait_for_complete(db, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     from shadho.store import ResultsStore
@@ -102,8 +117,7 @@ def test_sigterm_stops_cleanly_and_store_is_consistent(db, tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from misbehaving import CAUSES, KINDS, make_misbehaving
-from shadho import Shadho, spaces
+        from shadho import Shadho, spaces
         def slow(p):
             time.sleep(0.5); return p['x']
         Shadho('e', slow, {{'x': spaces.uniform(0, 1)}}, backend={db!r}, max_tasks=100,
@@ -111,7 +125,7 @@ from shadho import Shadho, spaces
         print('clean exit')
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    _wait_for_complete(db, 2)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert "clean exit" in out
