@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS space_stats (
     time REAL NOT NULL,
     n_complete INTEGER NOT NULL,
     complexity REAL, uncertainty REAL, rank INTEGER,
-    classes TEXT NOT NULL DEFAULT '[]'
+    classes TEXT NOT NULL DEFAULT '[]',
+    performance REAL, share REAL
 );
 CREATE INDEX IF NOT EXISTS space_stats_exp ON space_stats(experiment_id, space_id, time);
 CREATE TABLE IF NOT EXISTS trials (
@@ -169,6 +170,10 @@ class ResultsStore:
         if not self.readonly:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            cols = {r[1] for r in self.conn.execute("PRAGMA table_info(space_stats)")}
+            for col in ("performance", "share"):  # added after the first files were written
+                if col not in cols:
+                    self.conn.execute(f"ALTER TABLE space_stats ADD COLUMN {col} REAL")
 
     class _Tx:
         def __init__(self, conn: sqlite3.Connection) -> None:
@@ -294,22 +299,27 @@ class ResultsStore:
         now = time.time()
         with self._tx() as c:
             c.executemany(
-                "INSERT INTO space_stats VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO space_stats (experiment_id, space_id, time, n_complete, complexity, "
+                "uncertainty, rank, classes, performance, share) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(exp, r["space_id"], r.get("time", now), r.get("n_complete", 0), r.get("complexity"),
-                  r.get("uncertainty"), r.get("rank"), _dumps(list(r.get("classes", []))))
+                  r.get("uncertainty"), r.get("rank"), _dumps(list(r.get("classes", []))),
+                  r.get("performance"), r.get("share"))
                  for r in rows])
 
     def space_stats(self, exp: int, latest: bool = False) -> list[dict[str, Any]]:
         """Snapshots over time (or only the newest per space)."""
-        sql = ("SELECT space_id, time, n_complete, complexity, uncertainty, rank, classes "
-               "FROM space_stats WHERE experiment_id=?")
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(space_stats)")}
+        extra = ", performance, share" if "share" in cols else ", NULL, NULL"
+        sql = ("SELECT space_id, time, n_complete, complexity, uncertainty, rank, classes" + extra +
+               " FROM space_stats WHERE experiment_id=?")
         if latest:
             sql += (" AND rowid IN (SELECT MAX(rowid) FROM space_stats WHERE experiment_id=? "
                     "GROUP BY space_id)")
             rows = self.conn.execute(sql + " ORDER BY rowid", (exp, exp))
         else:
             rows = self.conn.execute(sql + " ORDER BY rowid", (exp,))
-        keys = ("space_id", "time", "n_complete", "complexity", "uncertainty", "rank", "classes")
+        keys = ("space_id", "time", "n_complete", "complexity", "uncertainty", "rank", "classes",
+                "performance", "share")
         return [{**dict(zip(keys, r)), "classes": json.loads(r[6])} for r in rows]
 
     # ------------------------------------------------------------ trials

@@ -183,3 +183,18 @@ def test_kill_during_writes_leaves_a_readable_store(db):
             done = s.trials(exp, state=TrialState.COMPLETE)
             assert all(t.loss == t.params["i"] for t in done)
     assert os.path.getsize(db) > 0
+
+
+def test_space_stats_over_time_with_performance_and_share(db):
+    with ResultsStore(db) as s:
+        exp = s.open_experiment("e")
+        s.register_spaces(exp, SPACES)
+        s.record_space_stats(exp, [{"space_id": SPACES[0].id, "n_complete": 1, "complexity": 2.0,
+                                    "uncertainty": 1.0, "rank": 1, "classes": ["a", "b"],
+                                    "performance": 0.5, "share": 0.7}])
+        s.record_space_stats(exp, [{"space_id": SPACES[0].id, "n_complete": 5, "rank": 2, "classes": ["a"]}])
+        rows = s.space_stats(exp)
+        assert [r["n_complete"] for r in rows] == [1, 5]
+        assert rows[0]["performance"] == 0.5 and rows[0]["share"] == 0.7 and rows[0]["classes"] == ["a", "b"]
+        (latest,) = s.space_stats(exp, latest=True)
+        assert latest["rank"] == 2 and latest["classes"] == ["a"]
