@@ -348,8 +348,8 @@ def test_performance_term_formula_and_floor():
     for sp, loss in zip(sps[1:], (0.2, 0.3, 5.0)):
         s.observe(sp.id, "small", 1.0, loss, True)
     s.observe(sps[1].id, "small", 1.0, None, False)            # failures do not count
-    # b* = 0.1, median = 0.25: P = exp(-(b - 0.1) / 0.15)
-    np.testing.assert_allclose(s.performance(), np.exp(-(np.array([0.1, 0.2, 0.3, 5.0]) - 0.1) / 0.15))
+    # b* = 0.1, median = 0.25, k = 2: P = exp(-2 (b - 0.1) / 0.15)
+    np.testing.assert_allclose(s.performance(), np.exp(-2 * (np.array([0.1, 0.2, 0.3, 5.0]) - 0.1) / 0.15))
     rows = s.reassign(_histories(sps))
     share = np.array([r["share"] for r in rows])
     assert share[0] > share[1] > share[2] > share[3]
@@ -361,3 +361,37 @@ def test_performance_term_formula_and_floor():
     assert off.baseline and not off.use_performance            # the baseline stays uniform
     with pytest.raises(ValueError):
         make_scheduler(sps, CLASSES, share_floor=0.0)
+
+
+def test_sequential_ask_tell_concentrates_on_the_better_space(tmp_path):
+    """One class, two exclusive spaces, one clearly worse (every loss >= 2, the other's
+    <= 1): after 100 sequential ask/tell trials through Shadho the better space got
+    clearly more than half of them. Space b has more dimensions (higher complexity)
+    and a rougher loss (higher uncertainty) than a, as in bench/samplers.py's
+    conditional problem, where the raw uncertainty ratio used to cancel the
+    performance term and split the picks 50/50."""
+    from shadho import Shadho
+
+    spec = {"exclusive": True,
+            "a": {"x": spaces.uniform(0, 1), "y": spaces.uniform(0, 1)},
+            "b": {"u": spaces.uniform(0, 1), "v": spaces.uniform(0, 1), "w": spaces.uniform(-1, 1)}}
+
+    def f(p):
+        if "a" in p:
+            return (p["a"]["x"] - 0.3) ** 2 + (p["a"]["y"] - 0.5) ** 2
+        q = p["b"]
+        return 2.0 + (q["u"] - 0.3) ** 2 + abs(q["v"] - 0.5) + abs(q["w"])
+
+    fractions = []
+    for seed in range(3):
+        opt = Shadho(f"seq{seed}", f, spec, quiet=True, method="random", seed=seed,
+                     backend=str(tmp_path / f"r{seed}.db"))
+        picks = []
+        for _ in range(100):
+            t = opt.ask()
+            picks.append(t.searchspace == "a")
+            opt.tell(t, f(t.params))
+        opt.close()
+        fractions.append(sum(picks) / len(picks))
+    assert min(fractions) > 0.5, fractions
+    assert sum(fractions) / len(fractions) >= 0.6, fractions

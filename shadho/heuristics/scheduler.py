@@ -8,8 +8,8 @@ to the results store so users can see why the search went where it went.
 Modes:
 
 * ``use_complexity`` / ``use_uncertainty`` (the defaults): spaces are scored by
-  ``score = C_s / max(C) * U_s * P_s`` (:mod:`.complexity`, :mod:`.uncertainty`, and
-  the performance term below; a switched off factor is 1), ranked, and spread over
+  ``score = C_s / max(C) * max(U_s, u_min) * P_s`` (:mod:`.complexity`,
+  :mod:`.uncertainty`, and the performance term below; a switched off factor is 1), ranked, and spread over
   the classes by :func:`.assignment.assign` using per-(space, class) speeds learned
   online (:mod:`.strength`): every space on at least two classes, the highest-ranked
   ones on the strongest classes, each class drawing from its own weights where its
@@ -20,9 +20,9 @@ Modes:
   with ``b_s`` the best loss space s has returned, ``b* = min_s b_s`` and
   ``m = median_s b_s`` over the spaces with a result,
 
-      P_s = exp(-(b_s - b*) / (m - b*))
+      P_s = exp(-k (b_s - b*) / (m - b*)),   k = performance_sharpness (default 2)
 
-  so the best space has 1, a median space ``e^-1`` and a clearly worse one little
+  so the best space has 1, a median space ``e^-k`` and a clearly worse one little
   (its share never drops below the floor). Spaces without a result yet, and all
   spaces while fewer than two have one or when ``m = b*``, have ``P_s = 1``. It is
   scale free (only differences between spaces' best losses matter) and costs O(S).
@@ -75,7 +75,12 @@ class Scheduler:
     def __init__(self, spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass], *,
                  use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
                  reassign_every: int = 10, use_performance: bool = True,
-                 share_floor: float = 0.5) -> None:
+                 share_floor: float = 0.5, uncertainty_floor: float = 0.1,
+                 performance_sharpness: float = 2.0) -> None:
+        self.performance_sharpness = float(performance_sharpness)
+        if not 0.0 <= uncertainty_floor <= 1.0:
+            raise ValueError(f"uncertainty_floor must be in [0, 1], got {uncertainty_floor!r}")
+        self.uncertainty_floor = float(uncertainty_floor)
         if not 0.0 < share_floor <= 1.0:
             raise ValueError(f"share_floor must be in (0, 1], got {share_floor!r}")
         self.spaces = list(spaces)
@@ -185,11 +190,11 @@ class Scheduler:
         scale = float(np.median(b[seen])) - best
         if not scale > 0 or not math.isfinite(scale):
             return P
-        P[seen] = np.exp(-(b[seen] - best) / scale)
+        P[seen] = np.exp(-self.performance_sharpness * (b[seen] - best) / scale)
         return P
 
     def scores(self, histories: Mapping[str, History]) -> np.ndarray:
-        """``C_s / max(C)`` times ``U_s`` times ``P_s`` (each factor when its heuristic is
+        """``C_s / max(C)`` times ``max(U_s, u_min)`` times ``P_s`` (each factor when its heuristic is
         on), times the relative expected improvement when cost aware."""
         S = len(self.spaces)
         score = np.ones(S)
@@ -215,7 +220,7 @@ class Scheduler:
             fits.append(cached[1])
             self._uncertainty[i] = 1.0 if cached[1] is None else cached[1].uncertainty
         if self.use_uncertainty:
-            score *= self._uncertainty
+            score *= np.maximum(self._uncertainty, self.uncertainty_floor)
         self._performance = self.performance() if self.use_performance else np.ones(S)
         score *= self._performance
         if self.cost_aware:
@@ -244,8 +249,11 @@ class Scheduler:
 def make_scheduler(spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass], *,
                    use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
                    reassign_every: int = 10, use_performance: bool = True,
-                   share_floor: float = 0.5) -> Scheduler:
+                   share_floor: float = 0.5, uncertainty_floor: float = 0.1,
+                   performance_sharpness: float = 2.0) -> Scheduler:
     """The scheduler the driver uses (see :class:`Scheduler`)."""
     return Scheduler(spaces, classes, use_complexity=use_complexity, use_uncertainty=use_uncertainty,
                      cost_aware=cost_aware, reassign_every=reassign_every,
-                     use_performance=use_performance, share_floor=share_floor)
+                     use_performance=use_performance, share_floor=share_floor,
+                     uncertainty_floor=uncertainty_floor,
+                     performance_sharpness=performance_sharpness)
