@@ -130,6 +130,23 @@ class Shadho:
         hpt = self.options["hyperparameters_per_task"]
         if isinstance(hpt, bool) or not isinstance(hpt, int) or hpt < 1:
             raise ValueError(f"hyperparameters_per_task must be an int >= 1, got {hpt!r}")
+        o = self.options
+        for key in ("name", "catalog", "password", "worker_python"):
+            if o[key] is not None and not isinstance(o[key], (str, os.PathLike)):
+                raise TypeError(f"{key} must be a string or None, got {o[key]!r}")
+        if not isinstance(o["cost_aware"], (bool, np.bool_)):
+            raise TypeError(f"cost_aware must be True or False, got {o['cost_aware']!r}")
+        ra = o["reassign_every"]
+        if isinstance(ra, bool) or not isinstance(ra, int) or ra < 1:
+            raise ValueError(f"reassign_every must be an int >= 1, got {ra!r}")
+        mem = o["memory_mb"]
+        if mem is not None and (isinstance(mem, bool) or not isinstance(mem, (int, float)) or mem <= 0):
+            raise ValueError(f"memory_mb must be a positive number of MB or None, got {mem!r}")
+        for key in ("sampler_options", "worker_options"):
+            if o[key] is not None and not isinstance(o[key], dict):
+                raise TypeError(f"{key} must be a dict of keyword arguments or None, got {o[key]!r}")
+        if o["password"] is not None and not os.path.isfile(o["password"]):
+            raise ValueError(f"password file {o['password']!r} does not exist")
         tt = self.options["task_timeout"]
         if tt is not None and (isinstance(tt, bool) or not isinstance(tt, (int, float)) or tt <= 0):
             raise ValueError(f"task_timeout must be a positive number of seconds or None, got {tt!r}")

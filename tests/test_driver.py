@@ -268,3 +268,20 @@ def test_bad_spec_and_cmd_and_compute_class():
 def test_arguments_checked_at_construction(kwargs, exc, msg, db):
     with pytest.raises(exc, match=msg):
         Shadho("e", objective, SPEC, backend=db, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(name=3), TypeError, "name must be a string"),
+    (dict(catalog=[]), TypeError, "catalog must be a string"),
+    (dict(password="/no/such/pw"), ValueError, "password file '/no/such/pw' does not exist"),
+    (dict(worker_python={}), TypeError, "worker_python must be a string"),
+    (dict(cost_aware=None), TypeError, "cost_aware must be True or False"),
+    (dict(reassign_every=-1), ValueError, "reassign_every must be an int >= 1"),
+    (dict(reassign_every=""), ValueError, "reassign_every must be an int >= 1"),
+    (dict(memory_mb=[]), ValueError, "memory_mb must be a positive number"),
+    (dict(worker_options=b"x"), TypeError, "worker_options must be a dict"),
+    (dict(sampler_options=[]), TypeError, "sampler_options must be a dict"),
+])
+def test_options_checked_at_construction(kwargs, exc, msg, db):
+    with pytest.raises(exc, match=msg):
+        Shadho("e", objective, SPEC, backend=db, **kwargs)
