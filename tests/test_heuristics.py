@@ -395,3 +395,24 @@ def test_sequential_ask_tell_concentrates_on_the_better_space(tmp_path):
         fractions.append(sum(picks) / len(picks))
     assert min(fractions) > 0.5, fractions
     assert sum(fractions) / len(fractions) >= 0.6, fractions
+
+
+def test_uncertainty_floor_scales_with_tasks_in_flight():
+    """u_min = uncertainty_floor / parallelism: the full floor for sequential ask/tell,
+    a negligible one when many picks are in flight before the first result."""
+    import numpy as np
+    from shadho.heuristics import Scheduler
+
+    sp = spaces.split({"exclusive": True, "a": {"x": spaces.uniform(0, 1)},
+                       "b": {"y": spaces.uniform(0, 1)}})
+    rng = np.random.default_rng(0)
+    seq = Scheduler(sp, [])
+    for _ in range(5):
+        seq.observe(seq.pick(None, rng), None, 1.0, 0.5, True)
+    assert seq.parallelism == 1 and seq.effective_uncertainty_floor() == 0.1
+    pool = Scheduler(sp, [])
+    ids = [pool.pick(None, rng) for _ in range(50)]
+    for i in ids:
+        pool.observe(i, None, 1.0, 0.5, True)
+    assert pool.parallelism == 50
+    assert abs(pool.effective_uncertainty_floor() - 0.1 / 50) < 1e-12

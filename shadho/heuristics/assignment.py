@@ -20,7 +20,10 @@ Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
   alternating scaling (Sinkhorn) so that every class's time adds up to its
   capacity and space s receives the share ``w_s`` of all trials, the trials of a
   pair being ``y[s, c] * exp(L[s, c])``. This is the entropy-regularised version
-  of the linear program "maximise trials per second subject to the shares"; it
+  of the linear program "maximise trials per second subject to the shares"
+  (``tau = 8`` by default: close to the LP, so a class spends little time on
+  spaces where its comparative advantage is negative, e.g. a 1-core worker on a
+  kernel an accelerator runs 8x faster); it
   sends each space where its comparative advantage is, while ``align`` tilts the
   highest-ranked spaces toward the strongest classes.
 * assigned pairs: (1) the spaces in rank order are cut into C consecutive blocks
@@ -102,7 +105,7 @@ def _scale(K: np.ndarray, speed: np.ndarray, share: np.ndarray, cap: np.ndarray,
 
 
 def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None = None, *,
-           share: np.ndarray | None = None, min_classes: int = 2, tau: float = 2.0,
+           share: np.ndarray | None = None, min_classes: int = 2, tau: float = 8.0,
            align: float = 0.5, min_pair_share: float = 0.1, floor: float = 0.05,
            iters: int = 40) -> Assignment:
     """Rank spaces, pick their classes and each class's pick weights (see the module doc).
