@@ -35,7 +35,8 @@ Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
   trials or of the class's time (so a slow class keeps the shares feasible
   instead of flooding its cheap spaces).
 * pick weights of class c: the trials of each assigned space in column c,
-  normalised, each at least ``floor / n_c`` so no assigned space starves.
+  normalised, where each space gets at least ``floor / n_c`` of the class's *time*
+  (not of its picks: a space the class runs 100x slower would take most of it).
 
 Example:
     >>> import numpy as np
@@ -171,9 +172,12 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
     weights = np.zeros((S, C))
     for c in range(C):
         m = mask[:, c]
-        col = trials[m, c]
+        # The floor is on the class's *time*: a pick of a space the class runs 100x
+        # slower costs 100x the time, so a floor on picks would spend most of the
+        # class's time there.
+        col = trials[m, c] / speed[m, c]
         tot = col.sum()
-        p = col / tot if tot > 0 else np.full(m.sum(), 1.0 / m.sum())
-        p = np.maximum(p, floor / m.sum())
+        t = col / tot if tot > 0 else np.full(m.sum(), 1.0 / m.sum())
+        p = np.maximum(t, floor / m.sum()) * speed[m, c]
         weights[m, c] = p / p.sum()
     return Assignment(rank, class_order, mask, weights, trials)
