@@ -15,37 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from shadho import Shadho, spaces
+from shadho import Shadho
 from shadho import cli
 from shadho.status import parse_plain, render_plain
 from shadho.store import ResultsStore
 
+from searches import SPEC, objective, run_search  # noqa: E402
+
 SHADHO_BIN = Path(sys.executable).parent / "shadho"
 SPACE_NAMES = ["svm/linear", "svm/rbf", "svm/poly"]
-
-
-def objective(params):
-    (kernel, p), = params["svm"].items()
-    if kernel == "poly" and p["degree"] == 5:
-        raise ValueError("degree 5 is not supported")
-    return (p["C"] - 1.0) ** 2 * 0.01 + {"linear": 0.1, "rbf": 0.0, "poly": 0.05}[kernel]
-
-
-SPEC = {"svm": spaces.scope(
-    exclusive=True,
-    linear={"kernel": "linear", "C": spaces.log10_uniform(-3, 3)},
-    rbf={"kernel": "rbf", "C": spaces.log10_uniform(-3, 3), "gamma": spaces.log10_uniform(-5, 0)},
-    poly={"kernel": "poly", "C": spaces.log10_uniform(-3, 3), "degree": spaces.randint(2, 6),
-          "coef": spaces.choice(["zero", "one"])})}
-
-
-def run_search(db: Path, key: str = "t", max_tasks: int = 30) -> None:
-    opt = Shadho(key, objective, SPEC, backend=str(db), max_tasks=max_tasks, local_workers=2,
-                 quiet=True, seed=0)
-    opt.add_compute_class("small", "cores", 1)
-    opt.add_compute_class("big", "cores", 2)
-    opt.run()
-    opt.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,41 +13,20 @@ import pytest
 
 import matplotlib  # noqa: E402,F401 - a test extra; missing must fail, not skip
 
-from shadho import Shadho, spaces  # noqa: E402
+from shadho import Shadho  # noqa: E402
 from shadho import cli  # noqa: E402
 from shadho.store import ResultsStore  # noqa: E402
 
+from searches import SPEC, objective, run_search  # noqa: E402
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def objective(params):
-    (kernel, p), = params["svm"].items()
-    if kernel == "poly" and p["degree"] == 5:
-        raise ValueError("degree 5 is not supported")
-    return (p["C"] - 1.0) ** 2 * 0.01 + {"linear": 0.1, "rbf": 0.0, "poly": 0.05}[kernel]
 
 
 def always_fails(params):
     raise RuntimeError("broken objective")
 
 
-SPEC = {"svm": spaces.scope(
-    exclusive=True,
-    linear={"kernel": "linear", "C": spaces.log10_uniform(-3, 3)},
-    rbf={"kernel": "rbf", "C": spaces.log10_uniform(-3, 3), "gamma": spaces.log10_uniform(-5, 0)},
-    poly={"kernel": "poly", "C": spaces.log10_uniform(-3, 3), "degree": spaces.randint(2, 6),
-          "coef": spaces.choice(["zero", "one"])})}
 DIMS = {"svm/linear": ["C"], "svm/rbf": ["C", "gamma"], "svm/poly": ["C", "degree", "coef"]}
-
-
-def run_search(db: Path, fn=objective, max_tasks: int = 30, classes: bool = True) -> None:
-    opt = Shadho("t", fn, SPEC, backend=str(db), max_tasks=max_tasks, local_workers=2, quiet=True,
-                 seed=0)
-    if classes:
-        opt.add_compute_class("small", "cores", 1)
-        opt.add_compute_class("big", "cores", 2)
-    opt.run()
-    opt.close()
 
 
 def png_size(path: Path) -> tuple[int, int]:
