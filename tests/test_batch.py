@@ -28,6 +28,7 @@ from shadho.batch.local import LocalSystem
 from shadho.batch.pool import WorkerPool
 from shadho.batch.slurm import SlurmSystem
 from shadho.errors import BackendUnavailableError, ShadhoError, WorkerError
+from pools import stop_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -42,19 +43,6 @@ FULL = WorkerSpec(manager="login1.example.org:9123", cores=8, memory=16000, disk
                   password="/home/alice/.shadho/password", partition="gpu", account="proj42",
                   extra="--qos=high", worker_timeout=600, **FIXED)
 MINIMAL = WorkerSpec(name="my-search", catalog="login1.example.org:9097", **FIXED)
-
-
-def stop_pool(pool: WorkerPool, thread: threading.Thread, q: object, limit: float = 60) -> None:
-    """Stop a pool running in a thread while the manager keeps serving: a worker told to stop
-    says goodbye to its manager, which answers only inside wait()."""
-    pool.request_stop()
-    deadline = time.monotonic() + limit
-    while thread.is_alive() and time.monotonic() < deadline:
-        if q is not None:
-            q.wait(1)
-        else:
-            thread.join(1)
-    thread.join(timeout=1)
 
 
 def check_golden(name: str, text: str) -> None:

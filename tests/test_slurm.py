@@ -20,6 +20,7 @@ import pytest
 from shadho.batch.base import JobState, WorkerSpec
 from shadho.batch.pool import WorkerPool
 from shadho.batch.slurm import SlurmSystem
+from pools import stop_pool
 
 pytestmark = pytest.mark.slurm
 
@@ -42,19 +43,6 @@ def slurm_conf() -> Iterator[str]:
         os.environ.pop("SLURM_CONF", None)
     else:
         os.environ["SLURM_CONF"] = old
-
-
-def stop_pool(pool: WorkerPool, thread: threading.Thread, q: object, limit: float = 60) -> None:
-    """Stop a pool running in a thread while the manager keeps serving: a worker told to stop
-    says goodbye to its manager, which answers only inside wait()."""
-    pool.request_stop()
-    deadline = time.monotonic() + limit
-    while thread.is_alive() and time.monotonic() < deadline:
-        if q is not None:
-            q.wait(1)
-        else:
-            thread.join(1)
-    thread.join(timeout=1)
 
 
 def queued_jobs() -> set[str]:
