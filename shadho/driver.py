@@ -182,7 +182,7 @@ class Shadho:
         self._live: dict[int, tuple[str, tuple[float, ...]]] = {}
         self._created = 0
         self._task_seq = 0
-        self._best: Trial | None = None
+        self._best_loss: float | None = None
         self._scheduler: Scheduler | None = None
         self._manager: ExecutionManager | None = None
 
@@ -255,7 +255,7 @@ class Shadho:
                 continue
             if t.state == TrialState.COMPLETE and t.loss is not None:
                 hist.complete(None, t.x, t.loss)
-                self._consider_best(t)
+                self._consider_best(t.loss)
             elif t.state == TrialState.FAILED:
                 hist.fail(None)
             elif t.id in waiting:
@@ -264,9 +264,9 @@ class Shadho:
         if self._requeue:
             log.info("resuming %s: %d trials re-queued", self.exp_key, len(self._requeue))
 
-    def _consider_best(self, t: Trial) -> None:
-        if t.loss is not None and (self._best is None or t.loss < (self._best.loss or math.inf)):
-            self._best = t
+    def _consider_best(self, loss: float | None) -> None:
+        if loss is not None and (self._best_loss is None or loss < self._best_loss):
+            self._best_loss = loss
 
     def close(self) -> None:
         """Release the results file (a later run with the same exp_key resumes)."""
@@ -293,7 +293,7 @@ class Shadho:
             x = np.asarray(self.sampler.suggest(space, hist, rng), dtype=float)
             params = space.params(x)
             xt = tuple(float(v) for v in x)
-            tid = self.store.add_trial(self._exp, space.id, space.name, params, xt, class_key)
+            tid = self.store.add_trial(self._exp, space.id, params, xt, class_key)
             hist.add_pending(tid, xt)
             self._created += 1
             self._attempts[tid] = 0
@@ -381,8 +381,7 @@ class Shadho:
             self.store.finish_trials(updates)
             for u in updates:
                 if u.state == TrialState.COMPLETE:
-                    self._consider_best(Trial(id=u.trial_id, searchspace="", space_id="",
-                                              state=u.state, params={}, loss=u.loss))
+                    self._consider_best(u.loss)
         if scheduler.due():
             self._reassign()
 
@@ -498,7 +497,7 @@ class Shadho:
                     self.store.set_progress(self._exp, {**st, "in_flight": manager.in_flight})
                     progress.update(done=counts["COMPLETE"], failed=counts["FAILED"],
                                     running=manager.in_flight, workers=st.get("workers", 0),
-                                    best=self._best.loss if self._best else None)
+                                    best=self._best_loss)
         except (KeyboardInterrupt, _Stop):
             log.warning("shadho: stopping on request; unfinished trials will re-run on resume")
         finally:
@@ -516,7 +515,7 @@ class Shadho:
                 self._store.flush()
                 counts = self._store.counts(self._exp)
                 progress.update(done=counts["COMPLETE"], failed=counts["FAILED"], running=0, workers=0,
-                                best=self._best.loss if self._best else None)
+                                best=self._best_loss)
             progress.close()
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)

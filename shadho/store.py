@@ -10,7 +10,7 @@ Example:
     >>> path = os.path.join(tempfile.mkdtemp(), 'r.db')
     >>> with ResultsStore(path) as store:
     ...     exp = store.open_experiment('demo')
-    ...     tid = store.add_trial(exp, 'abc', 'x', {'x': 1.0}, [1.0])
+    ...     tid = store.add_trial(exp, 'abc', {'x': 1.0}, [1.0])
     ...     _ = store.finish_trials([TrialUpdate(tid, TrialState.COMPLETE, loss=0.5)])
     ...     [t.loss for t in store.trials(exp)]
     [0.5]
@@ -324,10 +324,9 @@ class ResultsStore:
 
     # ------------------------------------------------------------ trials
 
-    def add_trial(self, exp: int, space_id: str, name: str, params: dict[str, Any],
+    def add_trial(self, exp: int, space_id: str, params: dict[str, Any],
                   x: Sequence[float], compute_class: str | None = None) -> int:
-        """Insert a WAITING trial and return its id."""
-        del name  # the name is stored once, with the space
+        """Insert a WAITING trial and return its id (the space's name is stored with the space)."""
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO trials (experiment_id, space_id, state, params, x, compute_class) "

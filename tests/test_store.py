@@ -23,7 +23,7 @@ SPACES = split({"exclusive": True, "a": {"x": uniform(0, 1)}, "b": {"y": uniform
 
 
 def _fill(store: ResultsStore, exp: int, n: int = 4) -> list[int]:
-    ids = [store.add_trial(exp, SPACES[i % 2].id, SPACES[i % 2].name, {"p": i}, [i / 10]) for i in range(n)]
+    ids = [store.add_trial(exp, SPACES[i % 2].id, {"p": i}, [i / 10]) for i in range(n)]
     store.mark_submitted(ids, "cls")
     return ids
 
@@ -169,7 +169,7 @@ def test_kill_during_writes_leaves_a_readable_store(db):
         s = ResultsStore({db!r}); exp = s.open_experiment('e')
         i = 0
         while True:
-            t = s.add_trial(exp, 's', 's', {{'i': i}}, [0.0]); s.mark_submitted([t], None)
+            t = s.add_trial(exp, 's', {{'i': i}}, [0.0]); s.mark_submitted([t], None)
             s.finish_trials([TrialUpdate(t, TrialState.COMPLETE, loss=float(i))]); i += 1
     """)
     for delay in (0.3, 0.55, 0.8):
