@@ -95,12 +95,46 @@ SPEED = {"linear": {"cpu1": 1.0, "cpu4": 1.0, "cpu16": 1.0, "gpu": 0.5},
 POOL150 = {"cpu1": 60, "cpu4": 40, "cpu16": 30, "gpu": 20}
 #: Neighbours of the simulated loss surface (see :meth:`Table.loss`).
 IDW_K = 4
-#: Real run: the emulated problem is REAL_SCALE times the measured fit, and each
-#: Work Queue task runs REAL_HPT trials of one space (amortising Python start-up).
-REAL_SCALE = 10.0
+#: Real runs. Each Work Queue task runs REAL_HPT trials of one space (amortising
+#: Python start-up). Two emulated pools (``--real-profiles``):
+#: * ``paper``: the sim150 classes in miniature, REAL_POOL workers, the same SPEED
+#:   profile; runtime = REAL_SCALE x measured 1-core runtime / SPEED[kernel][class].
+#: * ``two``: two classes, ``cpu`` (2 workers x 1 core) and ``accel`` (2 x 2 cores),
+#:   TWO_SPEED; runtime = TWO_SCALE x measured 1-core runtime x the kernel's best
+#:   speed / its speed on the class (every kernel's best class takes TWO_SCALE x t1).
 REAL_HPT = 2
-REAL_SPEED = {"linear": {"cpu": 1.0, "accel": 0.5}, "rbf": {"cpu": 1.0, "accel": 8.0},
-              "sigmoid": {"cpu": 1.0, "accel": 4.0}, "poly": {"cpu": 1.0, "accel": 4.0}}
+REAL_SCALE = 30.0
+REAL_POOL = {"cpu1": 2, "cpu4": 2, "cpu16": 1, "gpu": 1}
+TWO_SCALE = 10.0
+#: Seconds a real task spends outside its trials (worker start-up, transfers), as the
+#: simulated real runs model it, and their trial cap (above what the wall budget allows).
+REAL_OVERHEAD = 0.25
+SIMREAL_TASKS = 2500
+TWO_SPEED = {"linear": {"cpu": 1.0, "accel": 0.5}, "rbf": {"cpu": 1.0, "accel": 8.0},
+             "sigmoid": {"cpu": 1.0, "accel": 4.0}, "poly": {"cpu": 1.0, "accel": 4.0}}
+
+
+def real_profile(name: str) -> dict[str, Any]:
+    """Workers, compute classes, speeds and runtime scaling of one emulated real pool."""
+    if name == "paper":
+        workers = []
+        for cls, n in REAL_POOL.items():
+            res = {k: v for k, v in CLASSES[cls].items() if k in ("cores", "gpus")}
+            cores = res.get("cores", CLASSES[cls]["value"])
+            workers += [{"cores": cores, "gpus": res.get("gpus", 0), "features": {"cls": cls}}] * n
+        classes = [{"name": cls, "resource": "cls", "value": cls,
+                    "cores": CLASSES[cls].get("cores", CLASSES[cls]["value"]),
+                    **({"gpus": CLASSES[cls]["gpus"]} if "gpus" in CLASSES[cls] else {})} for cls in REAL_POOL]
+        return {"workers": workers, "classes": classes, "speed": SPEED, "scale": REAL_SCALE,
+                "relative": False, "pool": dict(REAL_POOL)}
+    if name == "two":
+        workers = ([{"cores": 1, "features": {"cls": "cpu"}}] * 2
+                   + [{"cores": 2, "features": {"cls": "accel"}}] * 2)
+        classes = [{"name": "cpu", "resource": "cls", "value": "cpu", "cores": 1},
+                   {"name": "accel", "resource": "cls", "value": "accel", "cores": 2}]
+        return {"workers": workers, "classes": classes, "speed": TWO_SPEED, "scale": TWO_SCALE,
+                "relative": True, "pool": {"cpu": 2, "accel": 2}}
+    raise ValueError(f"unknown real profile {name!r} (paper, two)")
 
 
 def svc_spec() -> dict[str, Any]:
@@ -253,16 +287,16 @@ def compare(on: list, off: list, target: float) -> dict[str, Any]:
 
 
 def fmt_row(name: str, m: dict[str, Any], unit: str = "s") -> str:
-    return (f"{name:<8} {m['n']:>5} {m['thr_off']:>12.0f} {m['thr_on']:>12.0f} {m['thr_ratio']:>6.2f}x "
+    return (f"{name:<13} {m['n']:>5} {m['thr_off']:>12.0f} {m['thr_on']:>12.0f} {m['thr_ratio']:>6.2f}x "
             f"{m['ttt_off']:>10.4f}{unit} {m['ttt_on']:>9.4f}{unit} {m['ttt_ratio']:>6.2f}x "
             f"{m['reached_off']:>3}/{m['reached_on']:<3} {m['best_off']:>8.4f} {m['best_on']:>8.4f} "
             f"{m['ms_off']:>7.3f} {m['ms_on']:>7.3f}")
 
 
-HEADER = (f"{'part':<8} {'seeds':>5} {'trials/h off':>12} {'trials/h on':>12} {'ratio':>7} "
+HEADER = (f"{'part':<13} {'seeds':>5} {'trials/h off':>12} {'trials/h on':>12} {'ratio':>7} "
           f"{'TTT off':>11} {'TTT on':>10} {'ratio':>7} {'hit':>7} {'best off':>8} {'best on':>8} "
           f"{'ms/task':>7} {'ms/task':>7}\n"
-          f"{'':<8} {'':>5} {'':>12} {'':>12} {'on/off':>7} {'':>11} {'':>10} {'off/on':>7} "
+          f"{'':<13} {'':>5} {'':>12} {'':>12} {'on/off':>7} {'':>11} {'':>10} {'off/on':>7} "
           f"{'off/on':>7} {'@T/2':>8} {'@T/2':>8} {'off':>7} {'on':>7}")
 
 
@@ -343,25 +377,61 @@ def run_sim10k(table: Table, seeds: int, tasks: int, workers: int, n_spaces: int
     return m
 
 
+def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str) -> tuple[dict[str, Any], dict]:
+    """A real run's pool, seeds and wall budget on the simulator, with Work Queue's per-class
+    queues and priorities and REAL_OVERHEAD seconds per task (what the real run adds)."""
+    profile = real_profile(profile_name)
+    speeds, scale, relative = profile["speed"], profile["scale"], profile["relative"]
+
+    def runtime(space_id: str, params: dict[str, Any], cls: str) -> float:
+        name, _ = kernel_of(params)
+        best = max(speeds[name].values()) if relative else 1.0
+        return scale * table.base_runtime(params) * best / speeds[name][cls]
+
+    out: dict[str, list] = {"on": [], "off": []}
+    for seed in range(seeds):
+        for mode in ("on", "off"):
+            flag = mode == "on"
+            r = simulate(svc_spec(), table.loss, profile["pool"], runtime, max_tasks=SIMREAL_TASKS,
+                         method="tpe", compute_classes=profile["classes"], use_complexity=flag,
+                         use_uncertainty=flag, seed=seed, noise=0.2, queue_margin="auto",
+                         task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT)
+            out[mode].append(r.window(seconds))
+    target = off_target(out["off"])
+    m = compare(out["on"], out["off"], target)
+    m["target"] = target
+    return m, out
+
+
 # ------------------------------------------------------------------ real run
 
 
-def make_real_objective(data: dict[str, Any], speeds: dict[str, dict[str, float]], scale: float,
-                        k: int = IDW_K) -> Any:
+def real_class(classes: list[dict[str, Any]], cores: float, gpus: float) -> str:
+    """The compute class a worker belongs to, from the ``CORES``/``GPUS`` Work Queue sets
+    (every class of a profile declares a distinct pair)."""
+    for c in classes:
+        if float(c.get("cores", 1)) == cores and float(c.get("gpus", 0)) == gpus:
+            return c["name"]
+    raise RuntimeError(f"no compute class with {cores} cores and {gpus} GPUs")
+
+
+def make_real_objective(data: dict[str, Any], profile: dict[str, Any], k: int = IDW_K) -> Any:
     """The objective the Work Queue workers run (a closure: cloudpickle ships the table).
 
     No live fit: the loss is the sim's IDW surface through the measured losses and the
-    emulated runtime is ``scale * t1 * s_max / s`` with ``t1`` the measured 1-core
-    runtime of the nearest measured configuration, ``s`` the kernel's speed on this
-    worker's class (from Work Queue's ``CORES``) and ``s_max`` its best class. The task
-    sleeps until that much time has passed since the trial started, so 4 workers on 2
-    cores do not disturb each other's runtimes."""
+    emulated runtime is ``scale * t1 / s`` (profile ``paper``) or ``scale * t1 * s_max / s``
+    (profile ``two``), with ``t1`` the measured 1-core runtime of the nearest measured
+    configuration, ``s`` the kernel's speed on this worker's class (from the ``CORES`` and
+    ``GPUS`` Work Queue sets) and ``s_max`` its best class. The task sleeps until that
+    much time has passed since the trial started, so workers sharing 2 cores do not
+    disturb each other's runtimes."""
     tables = {}
     for name, d in data["kernels"].items():
         lo, hi = np.array(d["low"]), np.array(d["high"])
         tables[name] = (lo, hi, (np.array([r["x"] for r in d["rows"]]) - lo) / (hi - lo),
                         np.array([r["loss"] for r in d["rows"]]), np.array([r["seconds"] for r in d["rows"]]))
     encoders = {sp.name: sp.encode for sp in spaces.split(svc_spec())}
+    speeds, scale, relative, classes = profile["speed"], profile["scale"], profile["relative"], profile["classes"]
 
     def real_objective(params: dict[str, Any]) -> dict[str, Any]:
         import os
@@ -369,7 +439,7 @@ def make_real_objective(data: dict[str, Any], speeds: dict[str, dict[str, float]
 
         t0 = time.perf_counter()
         (kernel, _), = params.items()
-        cls = "accel" if float(os.environ.get("CORES", "1")) >= 2 else "cpu"
+        cls = real_class(classes, float(os.environ.get("CORES", "1")), float(os.environ.get("GPUS", "0") or 0))
         lo, hi, X, y, secs = tables[kernel]
         z = (encoders[kernel](params) - lo) / (hi - lo)
         d2 = ((X - z) ** 2).sum(axis=1)
@@ -380,22 +450,25 @@ def make_real_objective(data: dict[str, Any], speeds: dict[str, dict[str, float]
             w = 1.0 / d2[idx]
             loss = float((w * y[idx]).sum() / w.sum())
         t1 = float(secs[int(np.argmin(d2))])
-        emulated = scale * t1 * max(speeds[kernel].values()) / speeds[kernel][cls]
+        best = max(speeds[kernel].values()) if relative else 1.0
+        emulated = scale * t1 * best / speeds[kernel][cls]
         time.sleep(max(0.0, emulated - (time.perf_counter() - t0)))
         return {"loss": loss, "base_seconds": t1, "emulated_seconds": emulated, "class": cls}
 
     return real_objective
 
 
-def run_real(table_data: dict[str, Any], seeds: int, seconds: float) -> tuple[dict[str, Any], dict]:
+def run_real(table_data: dict[str, Any], seeds: int, seconds: float,
+             profile_name: str = "paper") -> tuple[dict[str, Any], dict]:
     import dataclasses
     import tempfile
 
     from shadho import Shadho
     from shadho.sim import SimResult
 
-    workers = [{"cores": 1, "features": {"speed": "cpu"}}] * 2 + [{"cores": 2, "features": {"speed": "accel"}}] * 2
-    objective = make_real_objective(table_data, REAL_SPEED, REAL_SCALE)
+    profile = real_profile(profile_name)
+    workers = profile["workers"]
+    objective = make_real_objective(table_data, profile)
     out: dict[str, list] = {"on": [], "off": []}
     for seed in range(seeds):
         for mode in ("on", "off"):
@@ -405,8 +478,8 @@ def run_real(table_data: dict[str, Any], seeds: int, seconds: float) -> tuple[di
                          timeout=seconds, seed=seed, use_complexity=flag, use_uncertainty=flag,
                          manager="workqueue", local_workers=workers, quiet=True,
                          hyperparameters_per_task=REAL_HPT)
-            opt.add_compute_class("cpu", "speed", "cpu", cores=1)
-            opt.add_compute_class("accel", "speed", "accel", cores=2)
+            for c in profile["classes"]:
+                opt.add_compute_class(**c)
             t0 = time.time()
             opt.run()
             trials = opt.trials
@@ -418,7 +491,7 @@ def run_real(table_data: dict[str, Any], seeds: int, seconds: float) -> tuple[di
             span = float(seconds)
             out[mode].append(SimResult(shifted, span, 0.0, seconds))
             done = [t for t in trials if t.state.value == "COMPLETE"]
-            print(f"  real seed {seed} {mode}: {len(done)} trials, best "
+            print(f"  real-{profile_name} seed {seed} {mode}: {len(done)} trials, best "
                   f"{min((t.loss for t in done), default=float('nan')):.4f}", flush=True)
     target = off_target(out["off"])
     m = compare(out["on"], out["off"], target)
@@ -457,11 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, fewer tasks, shorter runs")
     ap.add_argument("--measure", action="store_true", help="re-measure the SVC runtime/loss table")
-    ap.add_argument("--parts", default="sim150,sim10k,real")
+    ap.add_argument("--parts", default="sim150,sim10k,simreal,real")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--tasks", type=int, default=None, help="sim150 trial budget (default 4000)")
     ap.add_argument("--tasks10k", type=int, default=None, help="sim10k trial budget (default 60000)")
-    ap.add_argument("--real-seeds", type=int, default=None)
+    ap.add_argument("--real-seeds", type=int, default=None, help="seeds of each real run (default 10)")
+    ap.add_argument("--real-profiles", default="paper",
+                    help="emulated real pools, comma separated: paper (default), two")
     ap.add_argument("--out", default=os.path.join(RESULTS, "heterogeneity"),
                     help="output prefix (.txt table, .png plot)")
     ap.add_argument("--real-seconds", type=float, default=None,
@@ -471,16 +546,21 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (3 if args.quick else 10)
     tasks = args.tasks or (2000 if args.quick else 4000)
     tasks10k = args.tasks10k or (25_000 if args.quick else 60_000)
-    real_seeds = args.real_seeds or 3
-    real_seconds = args.real_seconds or (60.0 if args.quick else 150.0)
+    real_seeds = args.real_seeds or (3 if args.quick else 10)
+    real_seconds = args.real_seconds or (60.0 if args.quick else 90.0)
+    profiles = [p for p in args.real_profiles.split(",") if p]
     table = load_models(args.measure)
     lines = ["heterogeneity benchmark: heuristics ON (defaults) vs OFF (use_complexity=False, "
              "use_uncertainty=False), same pool/seeds/sampler/budget; medians over seeds",
              f"  sim150: {seeds} seeds, 150 workers, TPE, {tasks} trials; sim10k: 1 seed, 10,000 workers, "
-             f"100 spaces, random, {tasks10k} trials; real: {real_seeds} seeds, 4 local Work Queue "
-             f"workers (2 cpu x 1 core, 2 accel x 2 cores), TPE, {real_seconds:.0f} s each, {REAL_HPT} trials/task",
-             f"  real assumptions: loss = IDW surface of the measured table, runtime = {REAL_SCALE:g} x measured "
-             f"1-core runtime x best speed / class speed, slept; REAL_SPEED = {REAL_SPEED}",
+             f"100 spaces, random, {tasks10k} trials; real-*: {real_seeds} seeds, local Work Queue workers, "
+             f"TPE, {real_seconds:.0f} s each, {REAL_HPT} trials/task; simreal-*: the same pool, budget and "
+             f"seeds on the simulator with Work Queue's queues, priorities and {REAL_OVERHEAD:g} s per task",
+             f"  real-paper: {sum(REAL_POOL.values())} workers {REAL_POOL} with sim150's SPEED, runtime = "
+             f"{REAL_SCALE:g} x measured 1-core runtime / speed, slept; real-two: 2 cpu (1 core) + 2 accel "
+             f"(2 cores), runtime = {TWO_SCALE:g} x measured 1-core runtime x best speed / speed, "
+             f"TWO_SPEED = {TWO_SPEED}",
+             "  loss everywhere = IDW surface through the measured losses (see the module docstring)",
              "  throughput = successful trials/hour by T = the earlier last trial start of the two runs "
              "(both busy until then); TTT = time to the target loss = median over seeds of OFF's best "
              "loss at half its run; hit = seeds reaching it",
@@ -504,10 +584,17 @@ def main(argv: list[str] | None = None) -> int:
         m = run_sim10k(table, 1, tasks10k, 10_000, 100)
         lines.append(row("sim10k", m))
         save()
+    if "simreal" in parts:
+        for prof in profiles:
+            m, _ = run_simreal(table, real_seeds, real_seconds, prof)
+            lines.append(row(f"simreal-{prof}", m))
+            save()
     if "real" in parts:
-        m, runs = run_real(table.data, real_seeds, real_seconds)
-        curves["real (local Work Queue)"] = runs
-        lines.append(row("real", m))
+        for prof in profiles:
+            m, runs = run_real(table.data, real_seeds, real_seconds, prof)
+            curves[f"real-{prof} (local Work Queue)"] = runs
+            lines.append(row(f"real-{prof}", m))
+            save()
     print("\n".join(lines))
     save()
     if curves:

@@ -12,6 +12,16 @@ noise. :meth:`~SimulatedManager.wait` jumps the virtual clock to the next
 completion at once (nothing sleeps) and reports start and finish times on the
 virtual clock, so every time figure in the store is simulated time.
 
+By default a submitted task starts at once on an idle worker (``capacity`` is the
+number of idle workers). With ``queue_margin`` set, the simulator behaves like the
+Work Queue manager instead: each class accepts its workers plus ``queue_margin``
+tasks (``"auto"``: :func:`~shadho.managers.base.default_queue_margin`, the Work
+Queue manager's default), waiting tasks start highest priority first (ties first
+come, first served), and :meth:`~SimulatedManager.set_priorities` re-orders them,
+so the scheduler's queued decisions and priorities are simulated too.
+``task_overhead`` seconds are added once per task before its first trial starts
+(a worker's interpreter start and file transfers).
+
 Run the driver by task count (``timeout=None, max_tasks=N``): its own deadline
 uses the wall clock. :func:`simulate` does the wiring and also measures the
 scheduler's own decision time (pick, observe, due, reassign, priorities) per task.
@@ -38,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome
+from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, default_queue_margin
 from shadho.trial import Trial, TrialState
 
 __all__ = ["VirtualClock", "SimulatedManager", "SimResult", "simulate"]
@@ -66,10 +76,13 @@ class SimulatedManager(ExecutionManager):
         failure_rate: probability that a trial fails (it still takes its time).
         seed: the simulator's own random stream (runtimes, failures).
         clock: a shared :class:`VirtualClock` (a new one by default).
+        queue_margin: None (start on submit), an int, or ``"auto"`` (see the module doc).
+        task_overhead: seconds per task before its first trial starts.
     """
 
     def __init__(self, workers: Mapping[str | None, int], runtime: RuntimeModel, *, noise: float = 0.1,
-                 failure_rate: float = 0.0, seed: int | None = None, clock: VirtualClock | None = None) -> None:
+                 failure_rate: float = 0.0, seed: int | None = None, clock: VirtualClock | None = None,
+                 queue_margin: int | str | None = None, task_overhead: float = 0.0) -> None:
         if not workers or any(int(n) < 0 for n in workers.values()):
             raise ValueError(f"workers must map class keys to worker counts >= 0, got {workers!r}")
         self.workers = {k: int(n) for k, n in workers.items()}
@@ -83,6 +96,14 @@ class SimulatedManager(ExecutionManager):
         self._seq = 0
         self._objective: Callable[[dict[str, Any]], Any] | None = None
         self.submitted = 0
+        if queue_margin is not None and queue_margin != "auto" and int(queue_margin) < 0:
+            raise ValueError(f"queue_margin must be None, 'auto' or >= 0, got {queue_margin!r}")
+        if not task_overhead >= 0:
+            raise ValueError(f"task_overhead must be >= 0, got {task_overhead!r}")
+        self.queue_margin = queue_margin
+        self.task_overhead = float(task_overhead)
+        #: Waiting tasks per class: [-priority, seq, task] (a heap).
+        self._queues: dict[str | None, list[list[Any]]] = {k: [] for k in self.workers}
 
     def start(self, settings: RunSettings) -> None:
         if not callable(settings.objective):
@@ -93,18 +114,51 @@ class SimulatedManager(ExecutionManager):
         self._objective = settings.objective
 
     def capacity(self) -> dict[str | None, int]:
-        return {k: len(v) for k, v in self._idle.items()}
+        if self.queue_margin is None:
+            return {k: len(v) for k, v in self._idle.items()}
+        out = {}
+        for k, n in self.workers.items():
+            margin = default_queue_margin(n) if self.queue_margin == "auto" else int(self.queue_margin)
+            busy = n - len(self._idle[k])
+            out[k] = max(0, n + margin - busy - len(self._queues[k]))
+        return out
 
     def submit(self, task: TaskSpec) -> None:
+        key = task.compute_class
+        if key not in self._idle:
+            raise RuntimeError(f"no simulated workers of class {key!r}")
+        if self.queue_margin is None:
+            if not self._idle[key]:
+                raise RuntimeError(f"no idle simulated worker of class {key!r}")
+            self._run(task)
+            return
+        self._seq += 1
+        heapq.heappush(self._queues[key], [-float(task.priority), self._seq, task])
+        self._dispatch(key)
+
+    def set_priorities(self, priorities: dict[str | None, dict[str, float]]) -> None:
+        for key, q in self._queues.items():
+            new = priorities.get(key)
+            if not new or not q:
+                continue
+            for item in q:
+                p = new.get(item[2].space_id)
+                if p is not None:
+                    item[0] = -float(p)
+            heapq.heapify(q)
+
+    def _dispatch(self, key: str | None) -> None:
+        q = self._queues[key]
+        while q and self._idle[key]:
+            self._run(heapq.heappop(q)[2])
+
+    def _run(self, task: TaskSpec) -> None:
         import shadho_worker
 
         assert self._objective is not None, "start() first"
         key = task.compute_class
-        idle = self._idle.get(key)
-        if not idle:
-            raise RuntimeError(f"no idle simulated worker of class {key!r}")
-        w = idle.pop()
-        t = self.clock.now
+        w = self._idle[key].pop()
+        t = self.clock.now + self.task_overhead
         outs = []
         for tid, params in task.trials:
             dt = float(self.runtime(task.space_id, params, key))
@@ -131,23 +185,30 @@ class SimulatedManager(ExecutionManager):
             return []
         t = self._events[0][0]
         out: list[TrialOutcome] = []
+        self.clock.now = max(self.clock.now, t)
+        freed = set()
         while self._events and self._events[0][0] <= t:
             _, _, key, w, outs = heapq.heappop(self._events)
             self._idle[key].append(w)
+            freed.add(key)
             out.extend(outs)
-        self.clock.now = max(self.clock.now, t)
+        for key in freed:
+            self._dispatch(key)
         return out
 
     @property
     def in_flight(self) -> int:
-        return len(self._events)
+        return len(self._events) + sum(len(q) for q in self._queues.values())
 
     def status(self) -> dict[str, Any]:
-        return {"workers": sum(self.workers.values()), "running": len(self._events), "queued": 0,
-                "virtual_time": self.clock.now}
+        return {"workers": sum(self.workers.values()), "running": len(self._events),
+                "queued": sum(len(q) for q in self._queues.values()), "virtual_time": self.clock.now}
 
     def cancel_all(self) -> list[int]:
         ids = [o.trial_id for e in self._events for o in e[4]]
+        for q in self._queues.values():
+            ids.extend(tid for item in q for tid, _ in item[2].trials)
+            q.clear()
         for _, _, key, w, _ in self._events:
             self._idle[key].append(w)
         self._events.clear()
@@ -192,6 +253,22 @@ class SimResult:
         m = f <= t
         return float(y[m].min()) if m.any() else math.inf
 
+    def window(self, until: float) -> "SimResult":
+        """This run as if it had been stopped at virtual time ``until`` (a wall budget):
+        only the trials finished by then, and the stats rows written by then.
+
+        Raises:
+            ValueError: the run ended before ``until`` (its trial budget was too small
+                to fill the window).
+        """
+        if self.makespan < until:
+            raise ValueError(f"the run ended at {self.makespan:.1f} s, before the window's "
+                             f"{until:.1f} s: give it a larger trial budget")
+        kept = [t for t in self.trials if t.finish_time is not None and t.finish_time <= until]
+        stats = [r for r in self.space_stats if r.get("time") is None or r["time"] <= until]
+        return SimResult(kept, float(until), self.decision_seconds, self.wall_seconds, stats,
+                         dict(self.space_names))
+
     def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
         f, y = self.completions()
         return f, np.minimum.accumulate(y) if len(y) else y
@@ -224,6 +301,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
              use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
              reassign_every: int = 10, noise: float = 0.1, failure_rate: float = 0.0,
              seed: int | None = 0, backend: str | None = None, exp_key: str = "sim",
+             queue_margin: int | str | None = None, task_overhead: float = 0.0,
              **options: Any) -> SimResult:
     """Run the real driver on simulated workers for ``max_tasks`` trials.
 
@@ -233,12 +311,14 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         compute_classes: ``add_compute_class`` keyword dicts (``name``, ``resource``,
             ``value``, ...), e.g. to declare cores the scheduler starts from.
         backend: the SQLite results file (a temporary one by default).
+        queue_margin, task_overhead: see :class:`SimulatedManager`.
     """
     from shadho.driver import Shadho
 
     clock = VirtualClock()
     manager = SimulatedManager(workers, runtime, noise=noise, failure_rate=failure_rate,
-                               seed=None if seed is None else seed + 7919, clock=clock)
+                               seed=None if seed is None else seed + 7919, clock=clock,
+                               queue_margin=queue_margin, task_overhead=task_overhead)
     tmp = None
     if backend is None:
         tmp = tempfile.mkdtemp(prefix="shadho-sim-")

@@ -179,20 +179,38 @@ def test_comparative_advantage_beats_fastest_takes_all():
     assert share_fast_on_0 > 0.5 and share_slow_on_1 > 0.5
 
 
-def test_allocation_meets_shares_and_beats_uniform_throughput():
+def test_allocation_is_the_market_equilibrium_and_beats_uniform_throughput():
     rng = np.random.default_rng(5)
     S, C = 6, 4
     L = rng.normal(0, 1.2, (S, C))
     cap = np.array([4.0, 3.0, 2.0, 1.0])
     w = shares_from_scores(rng.uniform(0, 1, S))
-    a = assign(np.ones(S), L, cap, share=w, floor=0.0)
-    got = a.trials.sum(axis=1) / a.trials.sum()
-    np.testing.assert_allclose(got, w, atol=0.02)
-    # Same mix, each class drawing by the shares (hardware-oblivious), same units as assign.
-    t = 1.0 / np.exp(L - L.max())
+    a = assign(np.ones(S), L, cap, share=w, floor=0.0, align=0.0, iters=2000)
     capn = cap / cap.sum()
-    oblivious = sum(capn[c] / (w * t[:, c]).sum() for c in range(C))
+    np.testing.assert_allclose(a.time.sum(axis=0), 1.0, atol=1e-9)   # every class's time is used
+    speed = np.exp(L - L.max())
+
+    def welfare(time: np.ndarray) -> float:   # Eisenberg-Gale: sum_s w_s log(trials/s of s)
+        return float((w * np.log((time * capn * speed).sum(axis=1))).sum())
+    ours = welfare(a.time * a.mask)
+    for _ in range(300):                      # no feasible allocation does better
+        t = rng.dirichlet(np.ones(S), size=C).T
+        assert welfare(t) <= ours + 1e-6
+    # Same mix of trials, each class drawing by the shares (hardware-oblivious), same units.
+    n = a.trials.sum(axis=1)
+    mix = n / n.sum()
+    oblivious = sum(capn[c] / (mix / speed[:, c]).sum() for c in range(C))
     assert a.trials.sum() > 1.2 * oblivious
+
+
+def test_a_class_spends_its_time_where_its_comparative_advantage_lies():
+    # Benchmark-like pool: class 0 (1 core) is 2x faster than class 1 at space 0 and 4-8x
+    # slower at the others; equal budgets. Class 0 must not spend most of its time on the
+    # spaces it runs 8x slower, and space 0 must get more trials than a uniform pick gives it.
+    L = np.log([[2.0, 1.0], [1.0, 8.0], [1.0, 4.0], [1.0, 4.0]])
+    a = assign(np.ones(4), L)
+    assert a.time[0, 0] > 0.5 and a.time[1, 0] < 0.1
+    assert a.time[1, 1] > a.time[1, 0]
 
 
 def test_two_classes_have_different_weights_even_when_all_spaces_share_them():

@@ -133,3 +133,37 @@ def test_heuristics_on_reach_a_target_sooner(tmp_path):
             ratios.append(ttt[False] / ttt[True])   # inf when only ON hit, 0 when only OFF did
     # Typically ~2-3x (throughput and the performance term's share for 'good'); loose margin.
     assert statistics.median(ratios) > 1.3, ratios
+
+
+def test_queue_model_orders_waiting_tasks_by_priority_like_work_queue():
+    # One worker, margin 2: three tasks accepted, one runs, two wait; the higher
+    # priority waits less, and set_priorities re-orders what still waits.
+    m = SimulatedManager({"a": 1}, lambda s, p, c: 1.0, noise=0.0, queue_margin=2, task_overhead=0.5)
+    m.start(RunSettings("t", lambda p: p["x"]))
+    assert m.capacity() == {"a": 3}
+    m.submit(TaskSpec(1, "s1", ((1, {"x": 1.0}),), "a", priority=0.0))
+    m.submit(TaskSpec(2, "s1", ((2, {"x": 2.0}),), "a", priority=1.0))
+    m.submit(TaskSpec(3, "s2", ((3, {"x": 3.0}),), "a", priority=2.0))
+    assert m.capacity() == {"a": 0} and m.in_flight == 3 and m.status()["queued"] == 2
+    m.set_priorities({"a": {"s1": 5.0}})       # task 2 (s1) now outranks task 3 (s2)
+    (o,) = m.wait(1)
+    assert o.trial_id == 1 and (o.start_time, o.finish_time) == (0.5, 1.5)   # overhead first
+    assert [o.trial_id for o in m.wait(1)] == [2]
+    (o,) = m.wait(1)
+    assert o.trial_id == 3 and o.start_time == pytest.approx(3.5)
+    assert m.in_flight == 0 and m.capacity() == {"a": 3}
+    m.submit(TaskSpec(4, "s1", ((4, {"x": 1.0}),), "a"))
+    m.submit(TaskSpec(5, "s1", ((5, {"x": 1.0}),), "a"))
+    assert sorted(m.cancel_all()) == [4, 5] and m.in_flight == 0
+    with pytest.raises(ValueError):
+        SimulatedManager({"a": 1}, runtime, queue_margin=-1)
+
+
+def test_window_cuts_a_run_at_a_wall_budget(tmp_path):
+    res = simulate(SPEC, objective, {"small": 2, "big": 2}, runtime, max_tasks=40, compute_classes=CLASSES,
+                   seed=0, backend=str(tmp_path / "w.db"), queue_margin="auto", task_overhead=0.1)
+    cut = res.window(res.makespan / 2)
+    assert 0 < len(cut.trials) < len(res.trials)
+    assert all(t.finish_time <= res.makespan / 2 for t in cut.trials) and cut.makespan == res.makespan / 2
+    with pytest.raises(ValueError):
+        res.window(res.makespan + 1)

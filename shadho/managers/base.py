@@ -16,6 +16,18 @@ from typing import Any, Callable, Sequence
 from shadho.compute import ComputeClass
 
 
+def default_queue_margin(slots: int) -> int:
+    """Tasks a class keeps waiting beyond its ``slots`` free slots by default: half the
+    slots, at least 2 (enough to refill a slot at once, short enough that the
+    scheduler's later decisions are not stuck behind a long queue).
+
+    Example:
+        >>> default_queue_margin(2), default_queue_margin(150)
+        (2, 75)
+    """
+    return max(2, (int(slots) + 1) // 2)
+
+
 @dataclass(frozen=True)
 class FileSpec:
     """A file shipped to (input) or fetched from (output) each task's sandbox."""

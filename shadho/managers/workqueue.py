@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from shadho.compute import ALLOCATED, ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
-from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys
+from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys, default_queue_margin
 
 log = logging.getLogger("shadho")
 
@@ -394,7 +394,7 @@ class WorkQueueManager(ExecutionManager):
             cc = self._classes[key]
             limit = min(cc.max_queued_tasks if cc is not None else self.max_queued_tasks, self.max_queued_tasks)
             margin = self.options["queue_margin"]
-            margin = max(2, (n + 1) // 2) if margin is None else int(margin)
+            margin = default_queue_margin(n) if margin is None else int(margin)
             # Keep every slot busy plus a short queue; a long queue slows Work Queue's dispatch.
             out[key] = max(0, n + min(margin, limit) - self._per_class[key])
         return out
