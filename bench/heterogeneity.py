@@ -26,17 +26,32 @@ worker pool, the same seeds, the same sampler and the same budget:
 2. ``sim10k``: 10,000 workers, 100 synthetic spaces (4 families with the same speed
    profiles; loss = a per-space level in [0, 0.2] plus a quadratic bowl), random
    sampler, ``--tasks10k`` trials: the scheduler's decision time per task.
-3. ``real``: local Work Queue workers on this machine (2 cores), two classes:
-   ``cpu`` (2 workers with 1 core) and ``accel`` (2 workers with 2 cores; the count
-   only labels the class). No live fit (4 workers sharing 2 cores made fit times
-   noise): the objective takes the loss from the same IDW surface as the sim and the
-   emulated runtime ``REAL_SCALE * t1 * s_max / s`` from the measured table (``t1``
-   the nearest measured configuration's 1-core runtime, ``s = REAL_SPEED[kernel][class]``
-   from the ``CORES`` variable Work Queue sets, ``s_max`` the kernel's best class), and
-   sleeps until that time has passed. REAL_SCALE = 10 makes most emulated trials
-   seconds long, above the per-task Python start-up; ``hyperparameters_per_task=REAL_HPT``
-   trials per task amortise it further. TPE sampler, a wall-clock budget of
-   ``--real-seconds`` per run, 3 seeds.
+3. ``real``: local Work Queue workers on this machine (2 cores), one pool per
+   ``--real-profiles`` entry:
+
+   * ``paper`` (default): the sim150 classes in miniature, ``REAL_POOL`` = 2 cpu1,
+     2 cpu4, 1 cpu16 and 1 gpu worker, each started with its class's declared cores
+     (and ``--gpus 1`` for gpu; there is no GPU here, the count only labels the
+     worker) and a ``cls`` feature; the same ``SPEED`` profile as sim150; emulated
+     runtime ``REAL_SCALE * t1 / s``.
+   * ``two``: two classes, ``cpu`` (2 workers with 1 core) and ``accel`` (2 workers
+     with 2 cores), ``TWO_SPEED``, emulated runtime ``TWO_SCALE * t1 * s_max / s``
+     (every kernel takes ``TWO_SCALE * t1`` on its best class). A harder case: the
+     accelerator is the better class for three kernels out of four, so there is
+     little work the hardware-oblivious search misplaces.
+
+   No live fit (6 workers sharing 2 cores made fit times noise): the objective takes
+   the loss from the same IDW surface as the sim and the emulated runtime from the
+   measured table (``t1`` the nearest measured configuration's 1-core runtime, ``s``
+   the kernel's speed on the worker's class, found from the ``CORES`` and ``GPUS``
+   Work Queue sets, ``s_max`` the kernel's best class), and sleeps until that time
+   has passed. ``hyperparameters_per_task=REAL_HPT`` trials per task amortise the
+   per-task Python start-up. TPE sampler, a wall-clock budget of ``--real-seconds``
+   (default 90) per run, ``--real-seeds`` (default 10) seeds.
+4. ``simreal``: each real pool, seeds and wall budget on the simulator, with Work
+   Queue's per-class queues and priorities and ``REAL_OVERHEAD`` seconds per task
+   (:class:`shadho.sim.SimulatedManager`'s queue model): how far the simulation's
+   figures are from the real ones.
 
 Metrics, per seed, on the virtual clock (sim) or wall clock (real):
 * throughput: successful trials per hour finished by ``T``, the earlier of the two
@@ -57,6 +72,7 @@ Usage:
     python bench/heterogeneity.py --quick    # fewer seeds and tasks
     python bench/heterogeneity.py --measure  # re-measure the SVC models first
     python bench/heterogeneity.py --parts sim150,sim10k
+    python bench/heterogeneity.py --parts real --real-profiles paper,two
 """
 from __future__ import annotations
 

@@ -28,9 +28,9 @@ Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
   takes the kernel it runs as fast as anyone, the accelerator the kernels it runs
   8x faster), and a space cheap on a class nobody else wants gets many trials
   there instead of that class's time being spent on kernels it runs slowly. It is
-  found by proportional response: each space re-splits its budget over its
-  classes in proportion to the trials each bought it in the last round (``iters``
-  rounds, O(S C) each). Measured on the benchmark's two-class pool, budgets as
+  found by proportional response: each space re-splits its budget over the
+  classes in proportion to the trials each bought it in the last round (at most
+  ``iters`` rounds, O(S C) each, warm-started from the previous solution). Measured on the benchmark's two-class pool, budgets as
   *trial* shares instead (the earlier version) forced the 1-core class to run
   kernels 4-8x slower there to keep each space's trial share: 1.2x the
   hardware-oblivious throughput, against about 1.8x here.
@@ -39,8 +39,9 @@ Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
   strongest class); (2) each space also gets its classes of highest comparative
   advantage until it has ``min(min_classes, C)``; (3) a class left without a space
   takes the space where its advantage is largest; (4) any pair that, in the
-  unrestricted allocation, carries at least ``min_pair_share`` of the space's
-  trials or of the class's time.
+  equilibrium carries at least ``min_pair_share`` of the space's trials or of the
+  class's time. The allocation is the equilibrium on these pairs: the small pairs
+  left out give their time to the class's other spaces pro rata.
 * pick weights of class c: the trials of each assigned space in column c,
   normalised, where each space gets at least ``floor / n_c`` of the class's *time*
   (not of its picks: a space the class runs 100x slower would take most of it).
@@ -73,6 +74,7 @@ class Assignment:
         weights: ``S x C``; column c is class c's pick distribution over spaces.
         trials: ``S x C`` expected trials per second of each pair (capacity units).
         time: ``S x C`` share of each class's capacity spent on each space.
+        bids: ``S x C`` the market's bids (pass as ``warm`` to the next call).
     """
 
     rank: np.ndarray
@@ -81,6 +83,7 @@ class Assignment:
     weights: np.ndarray
     trials: np.ndarray
     time: np.ndarray
+    bids: np.ndarray
 
 
 def shares_from_scores(score: np.ndarray, floor: float = 0.5) -> np.ndarray:
@@ -99,31 +102,36 @@ def comparative_advantage(log_speed: np.ndarray) -> np.ndarray:
     return L - L.mean(axis=1, keepdims=True) - L.mean(axis=0, keepdims=True) + L.mean()
 
 
-def _market(V: np.ndarray, budget: np.ndarray, cap: np.ndarray, allowed: np.ndarray,
-            iters: int) -> np.ndarray:
-    """Time ``x[s, c]`` of each class spent on each space at the equilibrium of the Fisher
-    market (see the module docstring), by proportional response: every space splits its
-    budget over its allowed classes in proportion to the trials each bought it last
-    round; a class's price is the sum of its bids and its time goes to the bidders
-    pro rata."""
-    bids = np.where(allowed, budget[:, None] * cap[None, :], 0.0)
-    bids /= np.maximum(bids.sum(axis=1, keepdims=True), 1e-300)
-    bids *= budget[:, None]
-    x = bids
+def _market(V: np.ndarray, budget: np.ndarray, cap: np.ndarray, iters: int,
+            warm: np.ndarray | None = None, tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """``(time, bids)`` at the equilibrium of the Fisher market (see the module
+    docstring), by proportional response: every space splits its budget over the
+    classes in proportion to the trials each bought it last round; a class's price is
+    the sum of its bids and its time goes to the bidders pro rata. Starts from
+    ``warm`` (the last solution's bids, mixed with a little of the even split so no
+    pair is stuck at 0), stops after ``iters`` rounds or when no bid moves by more
+    than ``tol`` of the largest budget."""
+    even = cap[None, :] * budget[:, None]
+    if warm is not None and warm.shape == V.shape and np.isfinite(warm).all():
+        bids = 0.9 * warm / np.maximum(warm.sum(axis=1, keepdims=True), 1e-300) * budget[:, None] + 0.1 * even
+    else:
+        bids = even
+    eps = tol * float(budget.max())
     for _ in range(iters):
-        price = bids.sum(axis=0)
-        x = bids * np.where(price > 0, cap / np.where(price > 0, price, 1.0), 0.0)
-        u = V * x
-        tot = u.sum(axis=1, keepdims=True)
-        bids = np.where(tot > 0, budget[:, None] * u / np.where(tot > 0, tot, 1.0), bids)
-    price = bids.sum(axis=0)
-    return bids * np.where(price > 0, cap / np.where(price > 0, price, 1.0), 0.0)
+        x = bids * (cap / np.maximum(bids.sum(axis=0), 1e-300))
+        x *= V
+        new = x * (budget / np.maximum(x.sum(axis=1), 1e-300))[:, None]
+        done = float(np.abs(new - bids).max()) < eps
+        bids = new
+        if done:
+            break
+    return bids * (cap / np.maximum(bids.sum(axis=0), 1e-300)), bids
 
 
 def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None = None, *,
            share: np.ndarray | None = None, min_classes: int = 2,
            align: float = 0.1, min_pair_share: float = 0.1, floor: float = 0.05,
-           iters: int = 100) -> Assignment:
+           iters: int = 100, warm: np.ndarray | None = None) -> Assignment:
     """Rank spaces, pick their classes and each class's pick weights (see the module doc).
 
     Args:
@@ -131,6 +139,9 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
         log_speed: S x C log trials per second per slot (any common offset).
         capacity: C relative capacities (slots or busy time); default equal.
         share: S budgets (shares of the compute); default :func:`shares_from_scores`.
+        iters: proportional-response rounds at most.
+        warm: a previous result's ``bids`` to start from (the scheduler re-solves
+            every few results; warm, a few rounds suffice).
     """
     score = np.nan_to_num(np.asarray(score, dtype=float).reshape(-1))
     L = np.nan_to_num(np.asarray(log_speed, dtype=float))
@@ -157,7 +168,8 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
     if C == 1:
         mask = np.ones((S, 1), dtype=bool)
         trials = (w * cap[0])[:, None]
-        return Assignment(rank, class_order, mask, w[:, None].copy(), trials, w[:, None].copy())
+        return Assignment(rank, class_order, mask, w[:, None].copy(), trials, w[:, None].copy(),
+                          w[:, None].copy())
 
     r = 1.0 - 2.0 * (rank - 1) / max(1, S - 1)          # +1 top ... -1 last
     q = np.empty(C)
@@ -177,12 +189,15 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
             mask[s, c] = True
     for c in np.flatnonzero(~mask.any(axis=0)):         # (3) no idle class
         mask[int(np.argmax(A[:, c])), c] = True
-    free = _market(V, w, cap, np.ones((S, C), dtype=bool), iters)  # (4) big pairs of the free one
+    free, bids = _market(V, w, cap, iters, warm)         # (4) big pairs of the equilibrium
     full = free * speed
     mask |= full >= min_pair_share * full.sum(axis=1, keepdims=True)
     mask |= free >= min_pair_share * free.sum(axis=0, keepdims=True)
 
-    time = _market(V, w, cap, mask, iters)
+    # The equilibrium on the assigned pairs: pairs left out carry little (step 4), so
+    # their time goes to the class's other spaces pro rata.
+    time = free * mask
+    time *= cap / np.maximum(time.sum(axis=0), 1e-300)
     trials = time * speed
     weights = np.zeros((S, C))
     for c in range(C):
@@ -196,4 +211,4 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
         p = np.maximum(t, floor / m.sum()) * speed[m, c]
         weights[m, c] = p / p.sum()
     share_of_class = time / np.where(cap > 0, cap, 1.0)[None, :]
-    return Assignment(rank, class_order, mask, weights, trials, share_of_class)
+    return Assignment(rank, class_order, mask, weights, trials, share_of_class, bids)

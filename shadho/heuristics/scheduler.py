@@ -13,9 +13,10 @@ Modes:
   the classes by :func:`.assignment.assign` using per-(space, class) speeds learned
   online (:mod:`.strength`): every space on at least two classes, the highest-ranked
   ones on the strongest classes, each class drawing from its own weights where its
-  comparative advantage lies. Space s receives the trial share
-  ``w_s = f / S + (1 - f) * score_s / sum(score)`` with the floor ``f = share_floor``
-  (default 0.5), so every space keeps at least ``f / S`` of the trials.
+  comparative advantage lies. Space s receives the budget (its share of the
+  compute, which the assignment's market turns into trials on the classes that run
+  it best) ``w_s = f / S + (1 - f) * score_s / sum(score)`` with the floor
+  ``f = share_floor`` (default 0.5), so every space keeps at least ``f / S`` of it.
   The uncertainty floor is ``u_min = uncertainty_floor / parallelism`` (default
   0.1), with ``parallelism`` the peak number of picks not yet answered by a result
   (1 for sequential ask/tell, about the number of busy slots on a pool). In a
@@ -36,8 +37,9 @@ Modes:
   scale free (only differences between spaces' best losses matter) and costs O(S).
 * ``cost_aware=True``: the score is further multiplied by each space's expected
   improvement over the best loss so far (relative to the largest; spaces without a
-  fit count as the largest), so trial shares follow expected improvement and the
-  allocation turns them into improvement per second of measured runtime.
+  fit count as the largest), so budgets follow expected improvement and the
+  market spends each one where it buys the most trials, i.e. the most expected
+  improvement per second of each class's measured runtime for that space.
 * both heuristics off (and not cost aware): the hardware-oblivious baseline, every
   space on every class, uniform choice.
 
@@ -102,6 +104,8 @@ class Scheduler:
         # The performance term refines the heuristics; it never turns the baseline on.
         self.use_performance = use_performance and not self.baseline
         self.share_floor = float(share_floor)
+        #: Proportional-response rounds per reassignment (warm-started from the last).
+        self.market_rounds = 30
         #: Where the rows' ``time`` comes from (a simulator sets a virtual clock).
         self.clock: Callable[[], float] = time.time
         self._since = 0
@@ -264,7 +268,8 @@ class Scheduler:
         L = -self.runtimes.log_runtime()
         share = shares_from_scores(score, self.share_floor)
         self._share = share
-        a = assign(score, L, self.runtimes.capacity(), share=share)
+        warm = self.assignment.bids if self.assignment is not None else None
+        a = assign(score, L, self.runtimes.capacity(), share=share, iters=self.market_rounds, warm=warm)
         self.assignment = a
         self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
         self._cum_all = np.cumsum(share).tolist()
