@@ -96,7 +96,8 @@ class SimulatedManager(ExecutionManager):
         self._seq = 0
         self._objective: Callable[[dict[str, Any]], Any] | None = None
         self.submitted = 0
-        if queue_margin is not None and queue_margin != "auto" and int(queue_margin) < 0:
+        if not (queue_margin is None or queue_margin == "auto"
+                or (isinstance(queue_margin, int) and not isinstance(queue_margin, bool) and queue_margin >= 0)):
             raise ValueError(f"queue_margin must be None, 'auto' or >= 0, got {queue_margin!r}")
         if not task_overhead >= 0:
             raise ValueError(f"task_overhead must be >= 0, got {task_overhead!r}")

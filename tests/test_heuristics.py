@@ -434,3 +434,19 @@ def test_uncertainty_floor_scales_with_tasks_in_flight():
         pool.observe(i, None, 1.0, 0.5, True)
     assert pool.parallelism == 50
     assert abs(pool.effective_uncertainty_floor() - 0.1 / 50) < 1e-12
+
+
+def test_warm_started_market_tracks_the_cold_solution():
+    # The scheduler re-solves every few results with 30 rounds from the last bids;
+    # after a few re-solves it sits where a long cold solve does.
+    rng = np.random.default_rng(11)
+    S, C = 8, 3
+    L = rng.normal(0, 1, (S, C))
+    score = rng.uniform(0.1, 1, S)
+    cold = assign(score, L, iters=3000)
+    a = assign(score, L, iters=30)
+    for _ in range(10):
+        a = assign(score, L, iters=30, warm=a.bids)
+    np.testing.assert_allclose(a.time, cold.time, atol=0.03)
+    bad = assign(score, L, iters=30, warm=np.full((S, C), np.nan))   # a bad warm start is ignored
+    np.testing.assert_allclose(bad.time, assign(score, L, iters=30).time)

@@ -30,10 +30,11 @@ Formulas (S spaces, C classes; ``L[s, c]`` = log speed):
   there instead of that class's time being spent on kernels it runs slowly. It is
   found by proportional response: each space re-splits its budget over the
   classes in proportion to the trials each bought it in the last round (at most
-  ``iters`` rounds, O(S C) each, warm-started from the previous solution). Measured on the benchmark's two-class pool, budgets as
-  *trial* shares instead (the earlier version) forced the 1-core class to run
-  kernels 4-8x slower there to keep each space's trial share: 1.2x the
-  hardware-oblivious throughput, against about 1.8x here.
+  ``iters`` rounds, O(S C) each, warm-started from the previous solution).
+  Why budgets and not trial shares: on the benchmark's two-class pool (simulated,
+  ``bench/heterogeneity.py``), fixed trial shares forced the 1-core class to run
+  kernels 4-8x slower there to keep each space's share, for 1.2x the
+  hardware-oblivious throughput, against about 1.6-1.8x with budgets.
 * assigned pairs: (1) the spaces in rank order are cut into C consecutive blocks
   given to the classes in strength order (the top-ranked space always lands on the
   strongest class); (2) each space also gets its classes of highest comparative
