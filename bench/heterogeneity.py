@@ -440,13 +440,10 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str) -> 
 # ------------------------------------------------------------------ real run
 
 
-def real_class(classes: list[dict[str, Any]], cores: float, gpus: float) -> str:
-    """The compute class a worker belongs to, from the ``CORES``/``GPUS`` Work Queue sets
-    (every class of a profile declares a distinct pair)."""
-    for c in classes:
-        if float(c.get("cores", 1)) == cores and float(c.get("gpus", 0)) == gpus:
-            return c["name"]
-    raise RuntimeError(f"no compute class with {cores} cores and {gpus} GPUs")
+def class_by_resources(classes: list[dict[str, Any]]) -> dict[tuple[float, float], str]:
+    """``(cores, gpus) -> class name``: how a task finds its worker's class from the
+    ``CORES``/``GPUS`` Work Queue sets (every class of a profile declares a distinct pair)."""
+    return {(float(c.get("cores", 1)), float(c.get("gpus", 0))): c["name"] for c in classes}
 
 
 def make_real_objective(data: dict[str, Any], profile: dict[str, Any], k: int = IDW_K) -> Any:
@@ -465,7 +462,10 @@ def make_real_objective(data: dict[str, Any], profile: dict[str, Any], k: int = 
         tables[name] = (lo, hi, (np.array([r["x"] for r in d["rows"]]) - lo) / (hi - lo),
                         np.array([r["loss"] for r in d["rows"]]), np.array([r["seconds"] for r in d["rows"]]))
     encoders = {sp.name: sp.encode for sp in spaces.split(svc_spec())}
-    speeds, scale, relative, classes = profile["speed"], profile["scale"], profile["relative"], profile["classes"]
+    speeds, scale, relative = profile["speed"], profile["scale"], profile["relative"]
+    # A plain dict, not a call into this module: cloudpickle ships the closure by value
+    # only for what it captures, and workers cannot import this script.
+    by_resources = class_by_resources(profile["classes"])
 
     def real_objective(params: dict[str, Any]) -> dict[str, Any]:
         import os
@@ -473,7 +473,10 @@ def make_real_objective(data: dict[str, Any], profile: dict[str, Any], k: int = 
 
         t0 = time.perf_counter()
         (kernel, _), = params.items()
-        cls = real_class(classes, float(os.environ.get("CORES", "1")), float(os.environ.get("GPUS", "0") or 0))
+        key = (float(os.environ.get("CORES", "1")), float(os.environ.get("GPUS", "0") or 0))
+        if key not in by_resources:
+            raise RuntimeError(f"no compute class with {key[0]:g} cores and {key[1]:g} GPUs")
+        cls = by_resources[key]
         lo, hi, X, y, secs = tables[kernel]
         z = (encoders[kernel](params) - lo) / (hi - lo)
         d2 = ((X - z) ** 2).sum(axis=1)

@@ -18,12 +18,11 @@ import heterogeneity as H  # noqa: E402
 @pytest.mark.parametrize("name", ["paper", "two"])
 def test_profiles_have_one_class_per_cores_gpus_pair(name):
     prof = H.real_profile(name)
-    pairs = {(float(c.get("cores", 1)), float(c.get("gpus", 0))) for c in prof["classes"]}
-    assert len(pairs) == len(prof["classes"])
+    by_resources = H.class_by_resources(prof["classes"])
+    assert len(by_resources) == len(prof["classes"])
     assert sum(prof["pool"].values()) == len(prof["workers"])
     for w in prof["workers"]:
-        cls = H.real_class(prof["classes"], float(w["cores"]), float(w.get("gpus", 0) or 0))
-        assert w["features"]["cls"] == cls
+        assert by_resources[(float(w["cores"]), float(w.get("gpus", 0) or 0))] == w["features"]["cls"]
     with pytest.raises(ValueError):
         H.real_profile("nope")
 
