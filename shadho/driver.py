@@ -15,11 +15,13 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from shadho.compute import ALLOCATED, ComputeClass
+from shadho.config import LegacyConfig, add_legacy_files, apply_config, did_you_mean, legacy_kwargs
 from shadho.errors import ShadhoError
 from shadho.heuristics.scheduler import Scheduler
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings, TaskSpec, TrialOutcome
@@ -86,10 +88,12 @@ class Shadho:
                  use_complexity: bool = True, use_uncertainty: bool = True,
                  manager: str | ExecutionManager | None = None, local_workers: Any = None,
                  quiet: bool = False, **options: Any) -> None:
+        options, legacy = legacy_kwargs(options)
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:
             valid = sorted(list(inspect.signature(Shadho.__init__).parameters)[1:-1] + list(self._OPTIONS))
-            raise TypeError(f"Shadho() got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+            hint = "".join(did_you_mean(u, valid) for u in unknown[:1])
+            raise TypeError(f"Shadho() got unknown argument(s) {', '.join(unknown)}{hint}; valid: {', '.join(valid)}")
         if not isinstance(exp_key, str) or not exp_key:
             raise ValueError(f"exp_key must be a non-empty string, got {exp_key!r}")
         if not (callable(cmd) or (isinstance(cmd, str) and cmd.strip())):
@@ -167,6 +171,9 @@ class Shadho:
         self.use_complexity = use_complexity
         self.use_uncertainty = use_uncertainty
         self.manager_choice = manager if manager is not None else ("local" if callable(cmd) else "workqueue")
+        if self.manager_choice == "workqueue":
+            from shadho.managers.wq_setup import require_work_queue
+            require_work_queue()  # before any file exists: the fix, not a traceback at run()
         self.local_workers = local_workers
         self.quiet = quiet
         self.compute_classes: list[ComputeClass] = []
@@ -185,6 +192,12 @@ class Shadho:
         self._best_loss: float | None = None
         self._scheduler: Scheduler | None = None
         self._manager: ExecutionManager | None = None
+        self.config = LegacyConfig(self.manager_choice if isinstance(self.manager_choice, str) else None,
+                                   o["name"], o["port"], o["password"])
+        for key, why, value in legacy:
+            warnings.warn(f"Shadho(): {why}", DeprecationWarning, stacklevel=2)
+            if key == "files":
+                add_legacy_files(self, value)
 
     # ------------------------------------------------------------ original API
 
@@ -201,12 +214,19 @@ class Shadho:
     def add_compute_class(self, name: str, resource: str, value: Any, max_queued_tasks: int = 100,
                           **resources: Any) -> ComputeClass:
         """Add a group of workers: ``resource`` in cores/memory/disk/gpus sizes its category,
-        any other resource is a worker feature ``resource=value``; ``cores=``, ``memory=``,
-        ``disk=``, ``gpus=`` give the full allocation."""
+        ``'feature'`` requires the worker feature named ``value`` (``work_queue_worker --feature
+        value``), any other resource is a worker feature ``resource=value``; ``cores=``,
+        ``memory=``, ``disk=``, ``gpus=`` give the full allocation. ``max_tasks=`` (the
+        original's name) means ``max_queued_tasks=``."""
+        if "max_tasks" in resources:
+            warnings.warn("add_compute_class(max_tasks=) is deprecated: use max_queued_tasks=",
+                          DeprecationWarning, stacklevel=2)
+            max_queued_tasks = resources.pop("max_tasks")
         bad = sorted(set(resources) - set(ALLOCATED))
         if bad:
-            raise TypeError(f"add_compute_class got unknown argument(s) {', '.join(bad)}; "
-                            f"valid: {', '.join(ALLOCATED)}")
+            valid = ("max_queued_tasks",) + ALLOCATED
+            raise TypeError(f"add_compute_class got unknown argument(s) {', '.join(bad)}"
+                            f"{did_you_mean(bad[0], valid)}; valid: {', '.join(valid)}")
         if any(c.name == name for c in self.compute_classes):
             raise ValueError(f"compute class {name!r} already exists")
         cc = ComputeClass(name, resource, value, max_queued_tasks, **resources)
