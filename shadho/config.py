@@ -25,7 +25,8 @@ from typing import Any, Iterable, Iterator
 
 from shadho.errors import ShadhoError
 
-__all__ = ["LegacyConfig", "ConfigKeyError", "did_you_mean", "legacy_kwargs", "apply_config"]
+__all__ = ["LegacyConfig", "ConfigKeyError", "did_you_mean", "legacy_kwargs", "apply_config", "configure",
+           "add_legacy_files"]
 
 #: The original's sections and keys. ``None``: no value set (our own default applies).
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -240,3 +241,28 @@ def add_legacy_files(opt: Any, files: Any) -> None:
             add(local, remote, *(() if cache is None else (bool(cache),)))
         else:
             opt.add_input_file(os.fspath(f))
+
+
+def configure(opt: Any) -> None:
+    """Apply ``opt.config`` to ``opt``'s options before a run, with the same checks as ``Shadho()``."""
+    from shadho.managers.base import ExecutionManager
+
+    changes = apply_config(opt.config)
+    manager = changes.pop("manager", None)
+    if manager is not None and not isinstance(opt.manager_choice, ExecutionManager):
+        if manager not in ("local", "workqueue"):
+            raise ValueError(f"opt.config.manager must be 'local' or 'workqueue', got {manager!r}"
+                             f"{did_you_mean(str(manager), ('local', 'workqueue'))}")
+        opt.manager_choice = manager
+    port = changes.get("port", opt.options["port"])
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError(f"opt.config.workqueue.port must be a port number (0: any free port), got {port!r}")
+    if changes.get("password") is not None and not os.path.isfile(changes["password"]):
+        raise ValueError(f"opt.config.workqueue.password: password file {changes['password']!r} does not exist")
+    if changes.get("name") is not None and not isinstance(changes["name"], str):
+        raise TypeError(f"opt.config.workqueue.name must be a string, got {changes['name']!r}")
+    opt.options.update(changes)
+    if opt.manager_choice == "workqueue":
+        from shadho.managers.wq_setup import require_work_queue
+
+        require_work_queue()
