@@ -131,7 +131,7 @@ class UnmatchedNotice:
         >>> u = UnmatchedNotice(after=60)
         >>> needs = {'big': ClassNeeds('big', cores=32)}
         >>> u.tick(0, needs, {'big': 3}, {'big': 0}, Pool(2, 16, 4000, 0))[0][:60]
-        "shadho: compute class 'big' needs 32 cores but no connected w"
+        "shadho: compute class 'big' needs 32 cores but no connected "
     """
 
     def __init__(self, after: float = 60.0) -> None:
