@@ -291,3 +291,25 @@ def _complete(db: str) -> int:
             return s.counts(1)["COMPLETE"] if s.experiments() else 0
     except Exception:  # noqa: BLE001 - the master may be creating it
         return 0
+
+
+def test_sin_local_example_runs_unchanged(tmp_path: Path) -> None:
+    """The original examples/sin_local calls, in a driver of our own (5 s instead of 30 s)."""
+    (tmp_path / "driver.py").write_text(textwrap.dedent("""
+        import math
+        from shadho import Shadho, spaces
+
+        def sin(params):
+            return math.sin(params['x'])
+
+        if __name__ == '__main__':
+            opt = Shadho('sin_local_example', sin, {'x': spaces.uniform(0, math.pi)}, timeout=5)
+            opt.config.manager = 'local'
+            opt.run()
+    """))
+    r = subprocess.run([sys.executable, "driver.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "sin_local_example:" in r.stderr and "best loss" in r.stderr
+    with ResultsStore(tmp_path / "results.db", readonly=True) as s:
+        trials = s.trials(s.experiment_id("sin_local_example"))
+    assert len(trials) >= 3 and all(t.state is TrialState.COMPLETE for t in trials)
