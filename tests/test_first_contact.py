@@ -34,7 +34,8 @@ def _quad(p):
 
 
 @pytest.mark.parametrize("module", ["shadho.config", "shadho.notices", "shadho.summary", "shadho.retry",
-                                    "shadho.tracebacks", "shadho.managers.wq_setup", "shadho.original_api"])
+                                    "shadho.tracebacks", "shadho.managers.wq_setup", "shadho.original_api",
+                                    "shadho.compound"])
 def test_docstring_examples(module: str) -> None:
     import importlib
 
@@ -312,4 +313,71 @@ def test_sin_local_example_runs_unchanged(tmp_path: Path) -> None:
     assert "sin_local_example:" in r.stderr and "best loss" in r.stderr
     with ResultsStore(tmp_path / "results.db", readonly=True) as s:
         trials = s.trials(s.experiment_id("sin_local_example"))
-    assert len(trials) >= 3 and all(t.state is TrialState.COMPLETE for t in trials)
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert len(done) >= 3 and not [t for t in trials if t.state is TrialState.FAILED]
+
+
+# ---------------------------------------------------------------- compound spaces of the original
+
+
+def _sample(space, seed: int = 0) -> dict:
+    import numpy as np
+
+    return space.params(space.sample(np.random.default_rng(seed)))
+
+
+def test_sequential_gives_a_list_in_order() -> None:
+    (s,) = spaces.split({"seq": spaces.sequential([spaces.uniform(0, 1), spaces.choice(["a", "b"]), 3])})
+    p = _sample(s)
+    assert isinstance(p["seq"], list) and len(p["seq"]) == 3
+    assert 0 <= p["seq"][0] <= 1 and p["seq"][1] in ("a", "b") and p["seq"][2] == 3
+    with pytest.raises(TypeError, match="non-empty list"):
+        spaces.sequential([])
+
+
+def test_repeat_splits_into_one_space_per_length_or_one_list() -> None:
+    layer = {"units": spaces.randint(8, 64), "act": spaces.choice(["relu", "tanh"])}
+    split = spaces.split({"layers": spaces.repeat(layer, 3), "lr": spaces.log10_uniform(-4, -1)})
+    assert [s.name for s in split] == ["layers/repeat/1", "layers/repeat/2", "layers/repeat/3"]
+    for n, s in enumerate(split, start=1):
+        p = _sample(s, n)
+        assert len(p["layers"]) == n and all(set(layer_) == {"units", "act"} for layer_ in p["layers"])
+        assert s.dim == 2 * n + 1  # every repetition is sampled independently
+    (one,) = spaces.split({"layers": spaces.repeat(spaces.uniform(0, 1), 4, split=False)})
+    assert len(_sample(one)["layers"]) == 4
+    again = spaces.split({"layers": spaces.repeat(layer, 3), "lr": spaces.log10_uniform(-4, -1)})
+    assert [s.id for s in again] == [s.id for s in split]  # stable ids: resume finds its spaces
+
+
+def test_dependent_derives_from_another_domain_of_the_trial() -> None:
+    from shadho.errors import SpecError
+
+    width = spaces.randint(1, 10)
+    (s,) = spaces.split({"width": width, "double": spaces.dependent(width, lambda w: 2 * w),
+                         "same": spaces.dependent(width)})
+    p = _sample(s)
+    assert p["double"] == 2 * p["width"] and p["same"] == p["width"] and s.dim == 1
+    with pytest.raises(SpecError, match="not in the spec"):
+        spaces.split({"d": spaces.dependent(spaces.uniform(0, 1))})
+
+
+def test_exhaustive_is_a_grid_and_scope_allows_attribute_access() -> None:
+    grid = spaces.split({"a": spaces.exhaustive([1, 2]), "b": spaces.exhaustive(["x", "y"]),
+                         "c": spaces.uniform(0, 1)})
+    assert sorted((_sample(s)["a"], _sample(s)["b"]) for s in grid) == [(1, "x"), (1, "y"), (2, "x"), (2, "y")]
+    sc = spaces.scope(C=spaces.log2_uniform(-5, 15), kernel="rbf")
+    sc.gamma = spaces.log10_uniform(-3, 3)
+    assert sc.kernel == "rbf" and "gamma" in sc and sc.C is sc["C"]
+    with pytest.raises(AttributeError, match="children: C, kernel, gamma"):
+        sc.degree
+
+
+def test_search_with_compound_spaces_records_lists(db: str) -> None:
+    spec = {"layers": spaces.repeat(spaces.randint(1, 5), 2), "lr": spaces.uniform(0, 1)}
+    opt = Shadho("nas", lambda p: sum(p["layers"]) * p["lr"], spec, backend=db, local_workers=1,
+                 max_tasks=6, seed=2, quiet=True, timeout=60)
+    trials = opt.run()
+    assert len(trials) == 6 and all(t.state is TrialState.COMPLETE for t in trials)
+    for t in trials:
+        assert isinstance(t.params["layers"], list) and len(t.params["layers"]) == int(t.searchspace[-1])
+        assert t.loss == pytest.approx(sum(t.params["layers"]) * t.params["lr"])
