@@ -226,7 +226,7 @@ class Shadho(OriginalApi):
             store.conn.close()
             raise
         self._store, self._exp = store, exp
-        retried = say_resume(self, store, exp)
+        say_resume(self, store, exp)  # what resume found; retry_failed=True re-queues failures
         self._histories = {s.id: History(s.dim) for s in self.spaces}
         base = [self.seed] if self.seed is not None else []
         for i, s in enumerate(self.spaces):
@@ -235,7 +235,7 @@ class Shadho(OriginalApi):
         self._rng = np.random.default_rng(np.random.SeedSequence(base + [10**6]) if base else None)
         self._requeue.clear()
         waiting = set(store.requeue_running(exp))
-        self._created = -len(retried)  # retries of failed trials do not use the budget
+        self._created = 0  # retries count toward max_tasks, yet run even when it is reached
         for t in store.iter_trials(exp):
             self._created += 1
             self._attempts[t.id] = t.attempts

@@ -2,7 +2,7 @@
 
 A retry is a new WAITING trial with the failed trial's search space and parameters; the failed
 record stays as it was (a finished trial never changes), and the next run evaluates the copies
-first, whatever budget is left.
+first. The copies count toward ``max_tasks`` but run even when it is reached.
 
 Example (command line)::
 

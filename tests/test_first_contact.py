@@ -381,3 +381,12 @@ def test_search_with_compound_spaces_records_lists(db: str) -> None:
     for t in trials:
         assert isinstance(t.params["layers"], list) and len(t.params["layers"]) == int(t.searchspace[-1])
         assert t.loss == pytest.approx(sum(t.params["layers"]) * t.params["lr"])
+
+
+def test_catalog_address_follows_cctools_environment() -> None:
+    from shadho.managers.wq_setup import DEFAULT_CATALOG, catalog_address
+
+    assert catalog_address({}) == DEFAULT_CATALOG == "catalog.cse.nd.edu:9097"
+    assert catalog_address({"CATALOG_HOST": "cat.example.org", "CATALOG_PORT": "9100"}) == "cat.example.org:9100"
+    assert catalog_address({"CATALOG_HOST": "cat.example.org"}) == "cat.example.org:9097"
+    assert catalog_address({"CATALOG_HOST": "h:1234", "CATALOG_PORT": "9"}) == "h:1234"
