@@ -51,15 +51,18 @@ def test_opt_config_attribute_and_item_forms_map_onto_options(db: str, tmp_path:
     pw.write_text("secret")
     opt = Shadho("e", _quad, SPACE, backend=db)
     assert opt.config.manager == "local" and opt.config["global"]["manager"] == "local"
-    opt.config.manager = "workqueue"
-    opt.config.workqueue.name = "shadho_sin_ex"
-    opt.config.workqueue.port = "9123"  # the original kept ports as strings
-    opt.config["workqueue"]["password"] = str(pw)
+    with pytest.warns(DeprecationWarning, match=r"opt.config.global.manager is deprecated: use Shadho\(..., manager=...\)"):
+        opt.config.manager = "workqueue"
+    with pytest.warns(DeprecationWarning, match="use Shadho"):
+        opt.config.workqueue.name = "shadho_sin_ex"
+        opt.config.workqueue.port = "9123"  # the original kept ports as strings
+        opt.config["workqueue"]["password"] = str(pw)
     assert opt.config.shadho.manager == "workqueue" and opt.config.config["workqueue"]["name"] == "shadho_sin_ex"
     configure(opt)
     assert opt.manager_choice == "workqueue"
     assert (opt.options["name"], opt.options["port"], opt.options["password"]) == ("shadho_sin_ex", 9123, str(pw))
-    opt.config.workqueue.password = "False"  # the original's "no password" default: ignored
+    with pytest.warns(DeprecationWarning):
+        opt.config.workqueue.password = "False"  # the original's "no password" default: ignored
     configure(opt)
     assert opt.options["password"] == str(pw)
 

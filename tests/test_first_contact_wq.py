@@ -262,6 +262,7 @@ if __name__ == "__main__":
 '''
 
 _SVM_OBJECTIVE = '''
+import sys
 import time
 
 import numpy as np
@@ -287,7 +288,8 @@ def train(params):
     pred = svc.predict(x_test)
     onehot = LabelBinarizer().fit(np.unique(y_test))
     return {"loss": log_loss(y_test, onehot.transform(pred), labels=onehot.classes_),
-            "accuracy": accuracy_score(y_test, pred), "train_time": time.time() - t0, "kernel": kernel}
+            "accuracy": accuracy_score(y_test, pred), "train_time": time.time() - t0, "kernel": kernel,
+            "tag": sys.argv[-1]}  # the task tag, the command's last argument
 
 
 if __name__ == "__main__":
@@ -358,3 +360,4 @@ def test_svm_example_runs_unchanged_on_digits(tmp_path: Path, catalog: str, work
         (kernel, hp), = t.params.items()
         assert hp["kernel"] == kernel == t.results["kernel"] and t.searchspace == kernel
         assert 0 <= t.results["accuracy"] <= 1 and t.compute_class == "1-core"
+        assert t.results["tag"] == f"{t.id}.{t.space_id}.1-core"
