@@ -348,7 +348,7 @@ def test_svm_example_runs_unchanged_on_digits(tmp_path: Path, catalog: str, work
     _write_digits(tmp_path / "mnist.npz")
     name = f"shadho_svm_ex_{os.getpid()}"
     files = {"driver.py": _SVM_DRIVER.format(timeout=30, name=name), "svm.py": _SVM_OBJECTIVE,
-             "svm_task.sh": "#!/usr/bin/env bash\npython svm.py\n"}
+             "svm_task.sh": "#!/usr/bin/env bash\n# $1 is the task tag shadho appends\npython svm.py \"$@\"\n"}
     r, _ = _run_named_example(tmp_path, catalog, workers, name, files, limit=150)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "add_compute_class(max_tasks=) is deprecated" in r.stderr
