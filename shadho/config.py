@@ -257,7 +257,7 @@ def configure(opt: Any) -> None:
             raise ValueError(f"opt.config.manager must be 'local' or 'workqueue', got {manager!r}"
                              f"{did_you_mean(str(manager), ('local', 'workqueue'))}")
         opt.manager_choice = manager
-    port = changes.get("port", opt.options["port"])
+    port = changes.get("port", 0)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
         raise ValueError(f"opt.config.workqueue.port must be a port number (0: any free port), got {port!r}")
     if changes.get("password") is not None and not os.path.isfile(changes["password"]):

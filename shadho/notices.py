@@ -142,7 +142,10 @@ class UnmatchedNotice:
 
     def tick(self, now: float, needs: Mapping[str, ClassNeeds], waiting: Mapping[str, int],
              running: Mapping[str, int], pool: Pool) -> list[str]:
-        out = []
+        out: list[str] = []
+        if not pool.workers:  # ConnectNotice says how to connect some; nothing to match yet
+            self._idle_since.clear()
+            return out
         for key, need in needs.items():
             if not waiting.get(key) or running.get(key):
                 self._idle_since.pop(key, None)

@@ -67,6 +67,16 @@ def test_opt_config_attribute_and_item_forms_map_onto_options(db: str, tmp_path:
     assert opt.options["password"] == str(pw)
 
 
+def test_configure_keeps_constructor_options(db: str) -> None:
+    opt = Shadho("e", _quad, SPACE, backend=db, port=[9200, 9300], name="n")
+    configure(opt)
+    assert opt.options["port"] == [9200, 9300] and opt.options["name"] == "n"
+    with pytest.warns(DeprecationWarning):
+        opt.config.workqueue.port = "x"
+    with pytest.raises(ValueError, match="port must be a port number"):
+        configure(opt)
+
+
 def test_opt_config_unknown_key_names_the_valid_ones(db: str) -> None:
     opt = Shadho("e", _quad, SPACE, backend=db)
     with pytest.raises(ConfigKeyError, match=r"no key 'nmae' \(did you mean 'name'\?\); valid: .*name, password"):

@@ -584,7 +584,9 @@ class WorkQueueManager(ExecutionManager):
         pool = Pool(st.workers_connected, st.max_cores, st.max_memory, st.max_gpus)
         msgs += self._unmatched.tick(now, needs, waiting, running, pool)
         for m in msgs:
-            if m:
+            if m and local and m is msgs[0]:
+                log.info("%s", m)  # workers of our own are coming: the how-to is only for extra ones
+            elif m:
                 print(m, file=sys.stderr, flush=True)
 
     def cancel_all(self) -> list[int]:
