@@ -87,13 +87,12 @@ class _Section:
     def __setattr__(self, key: str, value: Any) -> None:
         self._check(key)
         self._values[key] = value
+        where = f"opt.config.{key}" if self._name == "global" else f"opt.config.{self._name}.{key}"
         if (self._name, key) in _MAPPED:
-            warnings.warn(f"opt.config.{self._name}.{key} is deprecated: use Shadho(..., {key}=...)",
-                          DeprecationWarning, stacklevel=3)
+            warnings.warn(f"{where} is deprecated: use Shadho(..., {key}=...)", DeprecationWarning, stacklevel=3)
         elif _SAME.get((self._name, key)) != value:
             why = _WHY.get(key, _WHY.get(self._name, "shadho has no such setting"))
-            warnings.warn(f"opt.config.{self._name}.{key} has no effect: {why}", DeprecationWarning,
-                          stacklevel=3)
+            warnings.warn(f"{where} has no effect: {why}", DeprecationWarning, stacklevel=3)
 
     __getitem__ = __getattr__
 

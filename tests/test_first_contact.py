@@ -40,7 +40,9 @@ def test_docstring_examples(module: str) -> None:
     import importlib
 
     mod = importlib.import_module(module)
-    assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the examples use opt.config on purpose
+        assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 # ---------------------------------------------------------------- opt.config and the original keywords
@@ -51,7 +53,7 @@ def test_opt_config_attribute_and_item_forms_map_onto_options(db: str, tmp_path:
     pw.write_text("secret")
     opt = Shadho("e", _quad, SPACE, backend=db)
     assert opt.config.manager == "local" and opt.config["global"]["manager"] == "local"
-    with pytest.warns(DeprecationWarning, match=r"opt.config.global.manager is deprecated: use Shadho\(..., manager=...\)"):
+    with pytest.warns(DeprecationWarning, match=r"opt.config.manager is deprecated: use Shadho\(..., manager=...\)"):
         opt.config.manager = "workqueue"
     with pytest.warns(DeprecationWarning, match="use Shadho"):
         opt.config.workqueue.name = "shadho_sin_ex"
@@ -85,7 +87,7 @@ def test_opt_config_unknown_key_names_the_valid_ones(db: str) -> None:
         opt.config.mangaer = "local"
     with pytest.raises(KeyError, match="no section 'wq'"):
         opt.config["wq"]
-    with pytest.raises(ValueError, match="must be 'local' or 'workqueue'"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="must be 'local' or 'workqueue'"):
         opt.config.manager = "slurm"
         configure(opt)
 
@@ -138,7 +140,8 @@ def test_missing_work_queue_is_said_at_construction_before_any_file(monkeypatch,
     assert "Python %d.%d" % sys.version_info[:2] in msg
     assert not db.exists() and list(tmp_path.iterdir()) == []
     opt = Shadho("e", _quad, SPACE, backend=str(db))  # local: fine until asked for Work Queue
-    opt.config.manager = "workqueue"
+    with pytest.warns(DeprecationWarning):
+        opt.config.manager = "workqueue"
     with pytest.raises(BackendUnavailableError):
         opt.run()
     assert not db.exists()
