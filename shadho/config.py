@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import warnings
 from typing import Any, Iterable, Iterator
 
@@ -64,6 +65,15 @@ def did_you_mean(word: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _warn(message: str) -> None:
+    """A DeprecationWarning attributed to the user's line (the first frame outside this file),
+    so Python shows it when that line is in the script being run."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
 class _Section:
     """One config section: attribute and item access to the original's keys only."""
 
@@ -89,10 +99,10 @@ class _Section:
         self._values[key] = value
         where = f"opt.config.{key}" if self._name == "global" else f"opt.config.{self._name}.{key}"
         if (self._name, key) in _MAPPED:
-            warnings.warn(f"{where} is deprecated: use Shadho(..., {key}=...)", DeprecationWarning, stacklevel=3)
+            _warn(f"{where} is deprecated: use Shadho(..., {key}=...)")
         elif _SAME.get((self._name, key)) != value:
             why = _WHY.get(key, _WHY.get(self._name, "shadho has no such setting"))
-            warnings.warn(f"{where} has no effect: {why}", DeprecationWarning, stacklevel=3)
+            _warn(f"{where} has no effect: {why}")
 
     __getitem__ = __getattr__
 

@@ -342,6 +342,7 @@ def test_sin_distributed_example_master_by_name_worker_by_hand(tmp_path: Path, c
     for t in done:
         assert abs(t.loss - np.sin(t.params["x"])) < 1e-9
     assert "best loss" in r.stderr and "sin_distributed_example:" in r.stderr
+    assert re.search(r"driver\.py:\d+: DeprecationWarning: opt\.config\.workqueue\.name is deprecated", r.stderr)
 
 
 def test_svm_example_runs_unchanged_on_digits(tmp_path: Path, catalog: str, workers: Workers) -> None:
