@@ -62,7 +62,8 @@ def password(tmp_path: Path) -> str:
 def catalog(tmp_path: Path) -> Iterator[str]:
     """A private catalog server; ``host:port`` (it picks a free port and writes it to a file)."""
     portfile = tmp_path / "catalog.port"
-    proc = subprocess.Popen([CATALOG, "-Z", str(portfile), "-o", str(tmp_path / "catalog.log")],
+    proc = subprocess.Popen([CATALOG, "-Z", str(portfile), "-o", str(tmp_path / "catalog.log"),
+                             "-H", str(tmp_path / "catalog.history")],  # history not in the cwd
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: portfile.exists() and portfile.read_text().strip().isdigit(), 30)
