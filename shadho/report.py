@@ -7,6 +7,7 @@ Files written to the output folder:
 * ``routing.png`` -- 3 panels: trials per search space x compute class, the classes each
   space was assigned to over time, and the measured speed of each class on each space.
 * ``runtime.png`` -- 1 panel: runtime per search space x compute class, with counts.
+* ``failures.png`` -- 1 panel: failed trials per cause (split by search space).
 * ``importance.png`` -- one panel per search space that has hyperparameters (one
   placeholder panel when none has): permutation importance of a random forest.
 * ``params_<n>_<space>.png`` -- one per search space that has hyperparameters, one panel
@@ -30,13 +31,14 @@ import re
 from typing import Any, Callable
 
 from shadho.report_data import ReportData, load
+from shadho.report_failures import failures_section, plot_failures
 from shadho.report_html import render_html
 from shadho.report_params import plot_importance, plot_params
 from shadho.report_plots import plot_best_loss, plot_runtime
 from shadho.report_routing import plot_routing
 
 #: Extra HTML sections after the plots: each gets the data and returns HTML ('' for none).
-SECTIONS: list[Callable[[ReportData], str]] = []
+SECTIONS: list[Callable[[ReportData], str]] = [failures_section]
 
 
 def _slug(name: str) -> str:
@@ -53,7 +55,7 @@ def _write_bytes(path: str, data: bytes) -> None:
 def plots(data: ReportData) -> list[dict[str, Any]]:
     """Every figure of the report, as manifest entries holding their PNG bytes."""
     with_dims = [s for s in data.spaces if s.get("dims")]
-    out = [plot_best_loss(data), plot_routing(data), plot_runtime(data),
+    out = [plot_best_loss(data), plot_routing(data), plot_runtime(data), plot_failures(data),
            plot_importance(data, with_dims)]
     for i, space in enumerate(data.spaces, 1):
         if space.get("dims"):

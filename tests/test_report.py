@@ -69,6 +69,11 @@ def test_plots_and_panel_counts(report):
     assert [p["panels"] for p in by_kind["best_loss"]] == [2]
     assert [p["panels"] for p in by_kind["routing"]] == [3]
     assert [p["panels"] for p in by_kind["runtime"]] == [1]
+    with ResultsStore(out.parent / "r.db", readonly=True) as store:
+        n_failed = store.counts(store.experiment_id("t"))["FAILED"]
+    assert n_failed > 0  # degree 5 fails
+    assert [p["panel_titles"] for p in by_kind["failures"]] == [
+        [f"failed trials by cause ({n_failed} of 30 trials)"]]
     assert [p["panel_titles"] for p in by_kind["importance"]] == [list(DIMS)]
     params = {p["space"]: p for p in by_kind["params"]}
     assert set(params) == set(DIMS)
@@ -107,7 +112,7 @@ def test_empty_store(tmp_path, capsys):
     manifest = write(capsys, db, tmp_path / "out")
     check_plots(tmp_path / "out", manifest)
     assert [(p["kind"], p["panels"]) for p in manifest["plots"]] == [
-        ("best_loss", 2), ("routing", 3), ("runtime", 1), ("importance", 1)]
+        ("best_loss", 2), ("routing", 3), ("runtime", 1), ("failures", 1), ("importance", 1)]
     assert (tmp_path / "out" / "index.html").exists()
 
 
@@ -126,9 +131,12 @@ def test_failed_only_trials(tmp_path, capsys):
     manifest = write(capsys, db, tmp_path / "out")
     check_plots(tmp_path / "out", manifest)
     kinds = [p["kind"] for p in manifest["plots"]]
-    assert kinds[:4] == ["best_loss", "routing", "runtime", "importance"]
+    assert kinds[:5] == ["best_loss", "routing", "runtime", "failures", "importance"]
     page = (tmp_path / "out" / "index.html").read_text()
     assert "no completed trials yet" in page
+    failures = page[page.index("<h2>Failures</h2>"):]
+    assert "<b>8</b> &times; <code>RuntimeError: broken objective</code>" in failures
+    assert "Traceback (most recent call last)" in failures and "example: trial 1" in failures
 
 
 def test_report_picks_the_experiment(tmp_path, capsys):

@@ -67,7 +67,7 @@ def test_live_page_updates_as_trials_finish(tmp_path):
         server.start()
         seen: list[int] = []
         with browser_page() as (page, errors):
-            check_report_page(page, errors, server.url, n_plots=4 + 1)
+            check_report_page(page, errors, server.url, n_plots=5 + 1)
             deadline = time.time() + 240
             while time.time() < deadline:
                 value = _trials_on_page(page)
@@ -80,7 +80,7 @@ def test_live_page_updates_as_trials_finish(tmp_path):
             assert writer.returncode == 0, err
             assert out.split() == [str(n)]  # the master was never blocked and lost nothing
             assert seen[-1] == n and len(seen) >= 2 and seen == sorted(seen), seen
-            check_report_page(page, errors, server.url, n_plots=4 + 1)
+            check_report_page(page, errors, server.url, n_plots=5 + 1)
         info = json.loads(urllib.request.urlopen(server.url + "version", timeout=30).read())
         assert info["trials"] == n
         png = urllib.request.urlopen(server.url + "best_loss.png", timeout=30).read()
