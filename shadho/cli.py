@@ -94,7 +94,7 @@ def _stdout_is_tty() -> bool:
 # ---------------------------------------------------------------- subcommands
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from shadho import status
+    from shadho import status, status_rich
 
     use_rich = _stdout_is_tty() and not args.plain and not args.json
     if use_rich:
@@ -119,12 +119,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(json.dumps(snap, default=str), flush=True)
             elif use_rich:
                 if args.watch is None:
-                    status.print_rich(snap)
+                    status_rich.print_rich(snap)
                 else:
                     if live is None:
-                        live = status.start_live(snap)
+                        live = status_rich.start_live(snap)
                     else:
-                        live.update(status.render_rich(snap), refresh=True)
+                        live.update(status_rich.render_rich(snap), refresh=True)
             else:
                 if count > 1:
                     print(flush=True)
