@@ -54,7 +54,7 @@ def failures_section(data: ReportData) -> str:
     """The page's 'Failures' section: each cause, its count and one example traceback."""
     groups = group_failures(data.trials)
     if not groups:
-        return "<h2>Failures</h2><p>No trial failed.</p>"
+        return '<h2 id="failures">Failures</h2><p>No trial failed.</p>'
     names = {t.id: t.searchspace for t in data.trials}
     items = []
     for g in groups:
@@ -63,4 +63,4 @@ def failures_section(data: ReportData) -> str:
             f"<details><summary>example: trial {g.example_trial_id} "
             f"({html.escape(names.get(g.example_trial_id, '?'))})</summary>"
             f"<pre>{html.escape(g.example_traceback)}</pre></details></li>")
-    return f"<h2>Failures</h2><ul class=failures>{''.join(items)}</ul>"
+    return f'<h2 id="failures">Failures</h2><ul class=failures>{"".join(items)}</ul>'

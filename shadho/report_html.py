@@ -15,6 +15,7 @@ import time
 from typing import Any, Sequence
 
 from shadho.export import iso_time
+from shadho.failures import group_failures
 from shadho.report_data import ReportData, settings_rows, top_trials
 
 _CHECK_IMAGES = """
@@ -61,6 +62,7 @@ figcaption { color: #444; font-size: 0.92em; max-width: 70em; margin-top: 0.3em;
 figcaption a { color: #888; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; max-height: 20em; }
 #live { color: #2a7; font-size: 0.9em; }
+.warn { background: #fff3f0; border-left: 4px solid #d33; padding: 0.5em 0.8em; }
 """
 
 
@@ -134,11 +136,19 @@ def _summary(data: ReportData) -> str:
             f"({params_text(snap['best_params'])})" if snap.get("best_space") else "no completed trials yet")
     t0, _ = data.span
     started = f"started {iso_time(t0)}; " if data.trials else ""
+    groups = group_failures(data.trials)
+    n_failed = sum(g.count for g in groups)
+    warn = ""
+    if groups:
+        finished = n_failed + sum(r["done"] for r in snap["spaces"])
+        warn = (f'<p class="warn">{n_failed} of {finished} finished trials failed; the most common '
+                f'cause ({groups[0].count}&times;): <code>{html.escape(groups[0].message)}</code>. '
+                f'See <a href="#failures">Failures</a> for every cause and an example traceback.</p>')
     return (f'<p class="summary">{html.escape(snap["file"])}: {snap["trials"]} trials '
             f'({sum(r["done"] for r in snap["spaces"])} complete, '
             f'{sum(r["failed"] for r in snap["spaces"])} failed); {best}.</p>'
             f'<p>{started}master {html.escape(snap["master"])}; page written '
-            f'{html.escape(iso_time(time.time()) or "")}.</p>')
+            f'{html.escape(iso_time(time.time()) or "")}.</p>{warn}')
 
 
 def render_html(data: ReportData, plots: Sequence[dict[str, Any]], sections: Sequence[str] = (),

@@ -134,7 +134,8 @@ def test_failed_only_trials(tmp_path, capsys):
     assert kinds[:5] == ["best_loss", "routing", "runtime", "failures", "importance"]
     page = (tmp_path / "out" / "index.html").read_text()
     assert "no completed trials yet" in page
-    failures = page[page.index("<h2>Failures</h2>"):]
+    assert "8 of 8 finished trials failed; the most common cause (8&times;)" in page
+    failures = page[page.index('<h2 id="failures">Failures</h2>'):]
     assert "<b>8</b> &times; <code>RuntimeError: broken objective</code>" in failures
     assert "Traceback (most recent call last)" in failures and "example: trial 1" in failures
 
