@@ -7,7 +7,8 @@ Files written to the output folder:
 * ``routing.png`` -- 3 panels: trials per search space x compute class, the classes each
   space was assigned to over time, and the measured speed of each class on each space.
 * ``runtime.png`` -- 1 panel: runtime per search space x compute class, with counts.
-* ``failures.png`` -- 1 panel: failed trials per cause (split by search space).
+* ``failures.png`` -- 1 panel: failed trials per cause (split by search space); the first
+  plot when most finished trials failed.
 * ``importance.png`` -- one panel per search space that has hyperparameters (one
   placeholder panel when none has): permutation importance of a random forest.
 * ``params_<n>_<space>.png`` -- one per search space that has hyperparameters, one panel
@@ -36,6 +37,7 @@ from shadho.report_html import render_html
 from shadho.report_params import plot_importance, plot_params
 from shadho.report_plots import plot_best_loss, plot_runtime
 from shadho.report_routing import plot_routing
+from shadho.trial import TrialState
 
 #: Extra HTML sections after the plots: each gets the data and returns HTML ('' for none).
 SECTIONS: list[Callable[[ReportData], str]] = [failures_section]
@@ -57,6 +59,9 @@ def plots(data: ReportData) -> list[dict[str, Any]]:
     with_dims = [s for s in data.spaces if s.get("dims")]
     out = [plot_best_loss(data), plot_routing(data), plot_runtime(data), plot_failures(data),
            plot_importance(data, with_dims)]
+    n_failed = sum(t.state == TrialState.FAILED for t in data.trials)
+    if 2 * n_failed > sum(t.state.finished for t in data.trials):
+        out.insert(0, out.pop(3))  # mostly failing: what failed comes first
     for i, space in enumerate(data.spaces, 1):
         if space.get("dims"):
             out.append(plot_params(data, space, f"params_{i}_{_slug(space['name'])}.png"))

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from shadho.export import iso_time
 from shadho.failures import group_failures
 from shadho.report_data import ReportData, settings_rows, top_trials
+from shadho.report_plots import fmt_seconds
 
 _CHECK_IMAGES = """
 window.addEventListener('load', function () {
@@ -54,7 +55,7 @@ h1 { margin-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.2em 0.7em; text-align: right; vertical-align: top; }
 th { background: #f4f4f4; }
-th:first-child, td:first-child, td.l { text-align: left; }
+th:first-child, td:first-child, td.l, th.l { text-align: left; }
 table.settings td:first-child { color: #555; }
 figure { margin: 1.6em 0; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -83,7 +84,7 @@ def params_text(params: dict[str, Any] | None) -> str:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "",
            left: Sequence[int] = ()) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    th = "".join(f"<th{' class=l' if j in left else ''}>{html.escape(h)}</th>" for j, h in enumerate(head))
     body = "".join("<tr>" + "".join(f"<td{' class=l' if j in left else ''}>{c}</td>"
                                     for j, c in enumerate(r)) + "</tr>" for r in rows)
     return f'<table class="{cls}"><tr>{th}</tr>{body}</table>'
@@ -103,7 +104,7 @@ def _top(data: ReportData) -> str:
         return "<p>No completed trials yet.</p>"
     rows = [(str(i), str(r["id"]), num(r["loss"], 6), html.escape(r["space"]), params_text(r["params"]),
              html.escape(r["class"]), html.escape(r["worker"] or "-"),
-             "-" if r["runtime_s"] is None else f"{r['runtime_s']:.3g} s")
+             "-" if r["runtime_s"] is None else fmt_seconds(r["runtime_s"]))
             for i, r in enumerate(top, 1)]
     return _table(("rank", "trial", "loss", "search space", "parameters", "class", "worker", "runtime"),
                   rows, left=(3, 4, 5, 6))
@@ -122,7 +123,8 @@ def _tables(snap: dict[str, Any]) -> str:
                num(r["best_loss"], 6), params_text(r["best_params"])) for r in snap["spaces"]]
     classes = [(html.escape(r["class"]), str(r["done"]), str(r["failed"]), str(r["running"] + r["waiting"]),
                 num(r["best_loss"], 6),
-                "-" if r["mean_runtime_s"] is None else f"{r['mean_runtime_s']:.3g} s") for r in snap["classes"]]
+                "-" if r["mean_runtime_s"] is None else fmt_seconds(r["mean_runtime_s"]))
+               for r in snap["classes"]]
     return ("<h2>Search spaces</h2>" +
             _table(("space", "done", "failed", "pending", "best loss", "best parameters"), spaces,
                    left=(5,)) +

@@ -10,14 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shadho.report_data import ReportData, assignment_timeline, class_speeds, routing_counts
-from shadho.report_plots import empty, entry, figure, time_scale
-
-
-def _fmt_seconds(value: float) -> str:
-    if value >= 100:
-        return f"{value:.0f} s"
-    return f"{value:.2g} s" if value >= 0.1 else f"{value * 1000:.2g} ms"
+from shadho.report_data import (ReportData, assignment_timeline, class_of, class_speeds,
+                                routing_counts)
+from shadho.report_plots import empty, entry, figure, fmt_seconds, time_scale
 
 
 def _matrix(ax: Any, names: list[str], classes: list[str], values: list[list[float]],
@@ -61,7 +56,10 @@ def _timeline(ax: Any, data: ReportData) -> None:
                     if spans and abs(spans[-1][0] + spans[-1][1] - start) < 1e-9:
                         start, width = spans[-1][0], spans.pop()[1] + width  # one bar, no seams
                     spans.append((start, width))
-            ax.broken_barh(spans, (row - 0.4, 0.8), color=f"C{k % 10}", alpha=0.35 + 0.5 * (j % 2))
+            ax.broken_barh(spans, (row - 0.4, 0.8), color=f"C{k % 10}", alpha=0.25 + 0.35 * (j % 2))
+            sent = [(t.submit_time - t0) / scale for t in data.trials if t.space_id == s["id"]
+                    and class_of(t) == cls and t.submit_time is not None]
+            ax.scatter(sent, [row] * len(sent), marker="|", s=60, color="k", lw=1, zorder=3)
             ticks.append(row)
             labels.append(f"{s['name']} @ {cls}")
             row += 1
@@ -91,7 +89,7 @@ def plot_routing(data: ReportData) -> dict[str, Any]:
     speeds = class_speeds(data)
     if any(n for row in speeds for _, n in row):
         values = [[v if v is not None else math.nan for v, _ in row] for row in speeds]
-        labels = [[f"{_fmt_seconds(v)}\nn={n}" if v is not None else "-" for v, n in row]
+        labels = [[f"{fmt_seconds(v)}\nn={n}" if v is not None else "-" for v, n in row]
                   for row in speeds]
         _matrix(ax_s, names, classes, values, labels, "Oranges", log=True)
     else:
@@ -101,7 +99,7 @@ def plot_routing(data: ReportData) -> dict[str, Any]:
     caption = ("Where the hardware-aware routing sent work. Left: finished trials per search space "
                "and compute class. Middle: the classes each space was assigned to, from the "
                "snapshot the master stores at every reassignment (a filled bar: that class may run "
-               "that space). Right: how fast each class ran each space so far (geometric mean of "
+               "that space; a black tick: a trial of that space sent to that class). Right: how fast each class ran each space so far (geometric mean of "
                "completed trials' runtimes, n trials; lower is faster): the measurement the "
                "heuristics learn from. With the heuristics off every class runs every space.")
     return entry(fig, "routing.png", "routing", titles, caption)

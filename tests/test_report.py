@@ -131,7 +131,7 @@ def test_failed_only_trials(tmp_path, capsys):
     manifest = write(capsys, db, tmp_path / "out")
     check_plots(tmp_path / "out", manifest)
     kinds = [p["kind"] for p in manifest["plots"]]
-    assert kinds[:5] == ["best_loss", "routing", "runtime", "failures", "importance"]
+    assert kinds[:5] == ["failures", "best_loss", "routing", "runtime", "importance"]  # failures first
     page = (tmp_path / "out" / "index.html").read_text()
     assert "no completed trials yet" in page
     assert "8 of 8 finished trials failed; the most common cause (8&times;)" in page
