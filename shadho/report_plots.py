@@ -159,19 +159,23 @@ def plot_best_loss(data: ReportData) -> dict[str, Any]:
                "the best loss found so far (black steps), against the time the trial finished "
                "(left; dashed red lines: the search was resumed) and against its trial number "
                "(right). The gold star is the best trial.")
-    return entry(fig, "best_loss.png", "best_loss", titles, caption)
+    out = entry(fig, "best_loss.png", "best_loss", titles, caption)
+    out["resumes_marked"] = len(data.runs[1:]) if done else 0
+    return out
 
 
 # ---------------------------------------------------------------- runtime
 
 def plot_runtime(data: ReportData) -> dict[str, Any]:
     groups: list[tuple[str, list[float], int]] = []
+    counts = []
     for s in data.spaces:
         for cls in data.classes:
             mine = [t for t in data.trials if t.space_id == s["id"] and class_of(t) == cls]
             rt = [t.runtime for t in mine if t.runtime is not None]
             if rt:
                 groups.append((f"{s['name']}\n@ {cls}\nn={len(rt)}", rt, data.space_index(s["id"])))
+                counts.append({"space": s["name"], "class": cls, "n": len(rt)})
     fig = figure(max(7.0, 1.0 * len(groups) + 2), 4.6)
     ax = fig.subplots(1, 1)
     title = "runtime per search space and compute class"
@@ -192,4 +196,6 @@ def plot_runtime(data: ReportData) -> dict[str, Any]:
     caption = ("How long the objective ran (start to finish on the worker), per search space and "
                "compute class; n is the number of trials behind each box (failed trials included "
                "when their runtime is known). Boxes span the middle half, whiskers the rest.")
-    return entry(fig, "runtime.png", "runtime", [title], caption)
+    out = entry(fig, "runtime.png", "runtime", [title], caption)
+    out["boxes"] = counts
+    return out

@@ -136,7 +136,9 @@ def test_status_watch_prints_count_blocks(db, capsys):
     rc, out, _ = run_cli(capsys, "status", db, "--watch", "0.05", "--count", "3")
     assert rc == 0
     assert out.count("\n[spaces]\n") == 3
-    assert parse_plain(out)["trials"] == 30
+    last = parse_plain(out)
+    assert last["trials"] == 30 and last["finished"] == 30 and last["budget"] == 30
+    assert last["elapsed_s"] > 0 and "eta_s" in last and last["failures"]
 
 
 def test_status_while_a_master_writes(tmp_path, capsys):

@@ -71,6 +71,12 @@ def test_plots_and_panel_counts(report):
     assert [p["panels"] for p in by_kind["runtime"]] == [1]
     with ResultsStore(out.parent / "r.db", readonly=True) as store:
         n_failed = store.counts(store.experiment_id("t"))["FAILED"]
+        trials = store.trials(store.experiment_id("t"))
+    boxes = by_kind["runtime"][0]["boxes"]  # one box per (space, class), labelled with its count
+    assert sum(b["n"] for b in boxes) == sum(t.runtime is not None for t in trials)
+    for b in boxes:
+        assert b["n"] == sum(1 for t in trials if t.searchspace == b["space"] and t.compute_class == b["class"]
+                             and t.runtime is not None)
     assert n_failed > 0  # degree 5 fails
     assert [p["panel_titles"] for p in by_kind["failures"]] == [
         [f"failed trials by cause ({n_failed} of 30 trials)"]]
@@ -212,8 +218,9 @@ def test_resumes_are_marked(tmp_path, capsys):
     with ResultsStore(db, readonly=True) as store:
         runs = store.runs(store.experiment_id("t"))
     assert len(runs) == 2 and runs[0]["start"] < runs[1]["start"]
-    write(capsys, db, tmp_path / "out")
+    manifest = write(capsys, db, tmp_path / "out")
     assert "2 (1 resumes)" in (tmp_path / "out" / "index.html").read_text()
+    assert manifest["plots"][0]["kind"] == "best_loss" and manifest["plots"][0]["resumes_marked"] == 1
 
 
 # ---------------------------------------------------------------- in a browser
