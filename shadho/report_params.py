@@ -24,7 +24,7 @@ _LOG = ("log", "ln_", "log10", "log2")
 MIN_TRIALS_FOR_IMPORTANCE = 8
 IMPORTANCE_METHOD = ("permutation importance of a random forest fitted to the completed "
                      "trials' losses (scikit-learn RandomForestRegressor, 200 trees, "
-                     "permutation_importance with 10 repeats)")
+                     "permutation_importance with 10 repeats, scored by R² on those trials)")
 
 
 def label(value: Any) -> str:
@@ -204,12 +204,12 @@ def plot_importance(data: ReportData, spaces: Sequence[dict[str, Any]]) -> dict[
                 color=f"C{data.space_index(space['id']) % 10}", alpha=0.8)
         ax.invert_yaxis()
         ax.axvline(0, color="0.3", lw=0.8)
-        ax.set_xlabel("loss-fit worsening when shuffled")
+        ax.set_xlabel("drop in R² of the forest's fit when shuffled")
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("parameter importance per search space")
     caption = ("Which hyperparameters matter, per search space. Method: " + IMPORTANCE_METHOD +
                ". A long bar means shuffling that hyperparameter makes the forest's fit of the "
-               "loss much worse; bars near zero mean it barely changes the loss in this search. "
+               "loss much worse (a large drop in R²); bars near zero mean it barely changes the loss in this search. "
                "Error bars: spread over the repeats. Spaces with fewer than "
                f"{MIN_TRIALS_FOR_IMPORTANCE} completed trials are left out.")
     return entry(fig, "importance.png", "importance", titles, caption)
