@@ -25,9 +25,9 @@ def plot_failures(data: ReportData) -> dict[str, Any]:
     if groups:
         labels = [textwrap.shorten(g.message, 70, placeholder="...") for g in groups]
         left = [0] * len(groups)
+        causes = [(t.space_id, failure_cause(t.error)) for t in data.trials if t.state == TrialState.FAILED]
         for s in data.spaces:
-            counts = [sum(1 for t in data.trials if t.space_id == s["id"] and t.state == TrialState.FAILED
-                          and failure_cause(t.error) == g.message) for g in groups]
+            counts = [causes.count((s["id"], g.message)) for g in groups]
             if any(counts):
                 ax.barh(labels, counts, left=left, color=f"C{data.space_index(s['id']) % 10}",
                         label=s["name"])

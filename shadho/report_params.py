@@ -22,9 +22,12 @@ _CATEGORICAL = ("choice", "exhaustive")
 _LOG = ("log", "ln_", "log10", "log2")
 #: Completed trials a space needs before its importance is estimated.
 MIN_TRIALS_FOR_IMPORTANCE = 8
+#: The most recent completed trials the forest is fitted to (keeps a live page quick).
+MAX_TRIALS_FOR_IMPORTANCE = 1000
 IMPORTANCE_METHOD = ("permutation importance of a random forest fitted to the completed "
-                     "trials' losses (scikit-learn RandomForestRegressor, 200 trees, "
-                     "permutation_importance with 10 repeats, scored by R² on those trials)")
+                     "trials' losses (scikit-learn RandomForestRegressor, 100 trees, "
+                     "permutation_importance with 10 repeats, scored by R² on those trials; "
+                     f"the latest {MAX_TRIALS_FOR_IMPORTANCE} trials of a space at most)")
 
 
 def label(value: Any) -> str:
@@ -154,6 +157,7 @@ def importance(space: dict[str, Any], trials: Sequence[Any]) -> list[tuple[str, 
     done = completed([t for t in trials if t.space_id == space["id"]])
     if len(done) < MIN_TRIALS_FOR_IMPORTANCE or not dims:
         return None
+    done = done[-MAX_TRIALS_FOR_IMPORTANCE:]
     columns = []
     for key, dim in dims.items():
         values = [flatten(t.params).get(key) for t in done]
@@ -166,7 +170,7 @@ def importance(space: dict[str, Any], trials: Sequence[Any]) -> list[tuple[str, 
         columns.append(xs)
     X = [list(row) for row in zip(*columns)]
     y = [t.loss for t in done]
-    forest = RandomForestRegressor(n_estimators=200, random_state=0, min_samples_leaf=2)
+    forest = RandomForestRegressor(n_estimators=100, random_state=0, min_samples_leaf=2)
     forest.fit(X, y)
     result = permutation_importance(forest, X, y, n_repeats=10, random_state=0)
     names = short_labels(list(dims))
