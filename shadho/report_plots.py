@@ -180,16 +180,17 @@ def plot_runtime(data: ReportData) -> dict[str, Any]:
             if rt:
                 groups.append((f"{s['name']}\n@ {cls}\nn={len(rt)}", rt, data.space_index(s["id"])))
                 counts.append({"space": s["name"], "class": cls, "n": len(rt)})
-    fig = figure(max(7.0, 1.0 * len(groups) + 2), 4.6)
+    fig = figure(min(16.0, max(7.0, 1.2 * len(groups) + 1.5)), 4.6)
     ax = fig.subplots(1, 1)
     title = "runtime per search space and compute class"
     if groups:
-        parts = ax.boxplot([g[1] for g in groups], showfliers=True, patch_artist=True)
+        parts = ax.boxplot([g[1] for g in groups], showfliers=True, patch_artist=True,
+                           medianprops={"color": "k"})
         for box, g in zip(parts["boxes"], groups):
             box.set_facecolor(f"C{g[2] % 10}")
             box.set_alpha(0.5)
         ax.set_xticks(range(1, len(groups) + 1), [g[0] for g in groups], fontsize="x-small",
-                      rotation=30 if len(groups) > 6 else 0)
+                      rotation=30 if len(groups) > 12 else 0)
         ax.set_ylabel("runtime (seconds)")
         if positive_log([v for g in groups for v in g[1]]):
             ax.set_yscale("log")
