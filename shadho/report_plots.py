@@ -70,12 +70,12 @@ def fmt_seconds(value: float) -> str:
 
     Example:
         >>> [fmt_seconds(v) for v in (250.0, 4.26, 0.0421, 3.5e-05)]
-        ['250 s', '4.3 s', '42 ms', '35 µs']
+        ['250 s', '4.26 s', '42 ms', '35 µs']
     """
     if value >= 100:
         return f"{value:.0f} s"
     if value >= 0.1:
-        return f"{value:.2g} s"
+        return f"{value:.3g} s"
     return f"{value * 1000:.2g} ms" if value >= 1e-4 else f"{value * 1e6:.2g} µs"
 
 
