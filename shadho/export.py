@@ -82,6 +82,11 @@ def _row(t: Trial, none_param: str | None) -> tuple[dict[str, Any], list[str], l
     return row, list(params), list(results)
 
 
+def trial_row(t: Trial) -> dict[str, Any]:
+    """One trial as a flat dict (``params.*``, ``loss``, ``results.*``, times), values as they are."""
+    return _row(t, None)[0]
+
+
 def trial_rows(trials: Iterable[Trial], space_order: Sequence[str],
                none_param: str | None = NONE_TEXT) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows (one per trial) and the grouped column order (see the module docstring).
