@@ -415,7 +415,7 @@ class Shadho:
                                 password=self.options["password"], name=self.options["name"],
                                 catalog=self.options["catalog"], worker_python=self.options["worker_python"],
                                 max_queued_tasks=self.max_queued_tasks,
-                                **(self.options["worker_options"] or {}))
+                                **{"memory_mb": self.options["memory_mb"], **(self.options["worker_options"] or {})})
 
     def _next_task(self, class_key: str | None) -> TaskSpec | None:
         k = self.options["hyperparameters_per_task"]

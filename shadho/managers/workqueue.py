@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from shadho.compute import ALLOCATED, ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
+from shadho.managers import task_shell
 from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys, default_queue_margin
 
 log = logging.getLogger("shadho")
@@ -45,7 +46,7 @@ _INSTALL_HINT = ("Work Queue (cctools) is not installed for this Python. Install
 WORKER_SPEC_KEYS = ("cores", "memory", "disk", "gpus", "features")
 #: Extra keyword options of WorkQueueManager, with their defaults.
 OPTIONS = {"worker_timeout": 60, "worker_args": (), "max_retries": 5, "queue_margin": None,
-           "worker_binary": "work_queue_worker"}
+           "worker_binary": "work_queue_worker", "memory_mb": None}
 _RESULT_MAX_BYTES = 1 << 20
 _DEFAULT = "shadho-default"
 
@@ -428,18 +429,22 @@ class WorkQueueManager(ExecutionManager):
         key = spec.compute_class
         cc = self._classes.get(key)
         timeout = settings.task_timeout
+        memory = (cc.resources.get("memory") if cc is not None else None) or self.options["memory_mb"]
         if callable(settings.objective):
-            py = shlex.quote(self.worker_python) if self.worker_python else '"${SHADHO_PYTHON:-python3}"'
-            t = wq.Task(f"{py} shadho_worker.py objective.pkl params.json result.json")
-            job = {"trials": [[tid, p] for tid, p in trials], "timeout": timeout,
-                   "memory_mb": cc.resources.get("memory") if cc is not None else None}
+            t = wq.Task(task_shell.wrap(f"{self._python()} shadho_worker.py objective.pkl params.json result.json"))
+            job = {"trials": [[tid, p] for tid, p in trials], "timeout": timeout, "memory_mb": memory}
             t.specify_buffer(json.dumps(job), "params.json", cache=False)
             t.specify_output_file(result, "result.json", cache=False)
             if timeout:  # the worker interrupts each trial itself; this is the backstop
                 t.specify_running_time_max(int(math.ceil(timeout * len(trials) + 30)))
         else:
             # The first line of stdout names the batch job the worker runs in.
-            t = wq.Task(f'echo "@@shadho slurm=${{SLURM_JOB_ID:-}}"; {settings.objective}')
+            # A class's memory is enforced by the resource monitor (start()); memory_mb= by ulimit.
+            t = wq.Task(task_shell.wrap(task_shell.command_line(self._python()),
+                                        None if cc is not None and cc.resources.get("memory")
+                                        else self.options["memory_mb"],
+                                        first_line='echo "@@shadho slurm=${SLURM_JOB_ID:-}"; '))
+            t.specify_buffer(settings.objective, task_shell.COMMAND_FILE, cache=False)
             t.specify_buffer(json.dumps(trials[0][1]), "hyperparameters.json", cache=False)
             t.specify_output_file(result, "performance.json", cache=False)
             for f in settings.outputs:
@@ -458,6 +463,9 @@ class WorkQueueManager(ExecutionManager):
         tid = q.submit(t)
         self._pending[tid] = _Pending(spec, trials, t, result, self._category[key])
         self._per_class[key] = self._per_class.get(key, 0) + 1
+
+    def _python(self) -> str:
+        return shlex.quote(self.worker_python) if self.worker_python else '"${SHADHO_PYTHON:-python3}"'
 
     def set_priorities(self, priorities: dict[str | None, dict[str, float]]) -> None:
         """Re-prioritise waiting tasks: a waiting task is cancelled and resubmitted with its
@@ -723,7 +731,11 @@ def _limits(t: Any) -> str:
 
 
 def _with_output(why: str, t: Any) -> str:
-    text = (getattr(t, "output", None) or "").strip()
+    text = getattr(t, "output", None) or ""
     if text.startswith("@@shadho slurm="):
-        text = text.split("\n", 1)[1].strip() if "\n" in text else ""
-    return why + (f"\n--- last output ---\n{text[-1500:]}" if text else "")
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    cut, text = task_shell.split_output(text)
+    text = text.strip()
+    cut += max(0, len(text) - 1500)
+    what = f"last output, {cut} earlier bytes cut" if cut else "last output"
+    return why + (f"\n--- {what} ---\n{text[-1500:]}" if text else "")
