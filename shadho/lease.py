@@ -107,6 +107,7 @@ class Lease:
         self.token = secrets.token_hex(8)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._fd: int | None = None
+        self._closer: Any = None
         self._last = 0.0
 
     def acquire(self, c: sqlite3.Connection) -> None:
@@ -135,6 +136,9 @@ class Lease:
                     f"{host}, last heartbeat {time.time() - (beat or 0):.0f} s ago); stop it first, use "
                     f"another exp_key, or wait {LEASE_TTL:.0f} s after it died on another host")
             self._fd = fd
+            # A lease dropped without release() (its Shadho object garbage-collected) must not
+            # keep the OS lock: the fd closes with it.
+            self._closer = weakref.finalize(self, _close, fd)
             _HELD[key] = self
         if not _AT_EXIT:
             atexit.register(_release_all_at_exit)
@@ -161,7 +165,7 @@ class Lease:
             for key, lease in list(_HELD.items()):
                 if lease is self:
                     del _HELD[key]
-            os.close(self._fd)  # closing the description drops its OFD lock
+            self._closer()  # closing the description drops its OFD lock
             self._fd = None
 
 
@@ -172,15 +176,19 @@ def add_columns(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE experiments ADD COLUMN owner_token TEXT")
 
 
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def _forget_in_child() -> None:
     """A forked child (a local trial process) must not keep the parent's locks alive: a
     killed master's lock would last as long as its children. Its copy of the fd goes."""
     for lease in list(_LIVE):
         if lease._fd is not None:
-            try:
-                os.close(lease._fd)
-            except OSError:
-                pass
+            lease._closer()
             lease._fd = None
     _LIVE.clear()
     _HELD.clear()

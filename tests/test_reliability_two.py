@@ -214,3 +214,106 @@ def test_a_task_s_huge_output_is_cut_to_a_tail_on_the_worker(db, tmp_path, kind)
     for ln in errs:
         assert int(ln.split()[1]) < 5000, ln  # the trial record keeps a short tail...
         assert int(ln.split()[2]) >= mb * 2**20 - 70000, ln  # ... and says how much was cut
+
+
+# ---------------------------------------------------------------- stable specs
+
+_IDS = """
+import json, sys
+from shadho import spaces
+spec = {"kernel": ["rbf", "linear", "poly", "sigmoid"], "shape": (64, 32), "c": spaces.choice(["a", "b", "c"]),
+        "m": spaces.scope(exclusive=True, x={"k": spaces.exhaustive(["p", "q"])}, y={"v": spaces.uniform(0, 1)})}
+print(json.dumps([s.id for s in spaces.split(spec)]))
+"""
+
+
+def test_space_ids_are_the_same_in_every_process():
+    runs = [subprocess.run([sys.executable, "-c", _IDS], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}) for seed in (0, 1, 2, 3)]
+    ids = [json.loads(r.stdout) for r in runs]
+    assert all(r.returncode == 0 for r in runs) and len(ids[0]) == 3 and ids.count(ids[0]) == 4, ids
+
+
+@pytest.mark.parametrize("values", [{"rbf", "linear"}, frozenset({1, 2})], ids=["set", "frozenset"])
+def test_a_choice_over_an_unordered_collection_is_rejected(values):
+    from shadho.errors import SpecError
+
+    with pytest.raises(SpecError, match="ordered list"):
+        spaces.split({"k": spaces.choice(values)})
+    with pytest.raises(SpecError, match="ordered list"):
+        spaces.split({"k": spaces.exhaustive(values)})
+
+
+def test_keys_that_flatten_to_the_same_column_are_rejected():
+    from shadho.errors import SpecError
+
+    with pytest.raises(SpecError, match="both flatten to 'a.b'"):
+        spaces.split({"a.b": spaces.uniform(0, 1), "a": {"b": spaces.uniform(0, 1)}})
+    with pytest.raises(SpecError, match="both flatten to 'a.b'"):
+        spaces.split({"a.b": 1, "a": {"b": 2}})
+    spaces.split({"a.b": 1, "a": {"c": 2}})  # different columns: fine
+
+
+def test_a_very_deep_spec_is_a_spec_error_not_a_recursion_error():
+    from shadho.errors import SpecError
+
+    spec: dict[str, Any] = {"x": spaces.uniform(0, 1)}
+    for _ in range(3000):
+        spec = {"n": spec}
+    with pytest.raises(SpecError, match="nested deeper"):
+        spaces.split(spec)
+    deep: Any = 1
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(SpecError, match="nested deeper"):
+        spaces.split({"k": spaces.choice([deep, 2])})
+    with pytest.raises(SpecError, match="nested deeper"):
+        spaces.split({"k": tuple(deep)})
+
+
+def test_a_tuple_is_a_constant_and_a_list_a_choice():
+    (s,) = spaces.split({"shape": (64, 32), "act": ["relu", "tanh"]})
+    assert s.labels == ["act"]  # only the list is sampled
+    import numpy as np
+    p = s.params(s.sample(np.random.default_rng(0)))
+    assert p["shape"] == [64, 32] and p["act"] in ("relu", "tanh")
+    from shadho.errors import SpecError
+    with pytest.raises(SpecError, match="a tuple is a constant"):
+        spaces.split({"shape": (spaces.uniform(0, 1), 2)})
+
+
+# ---------------------------------------------------------------- resume with a changed spec
+
+
+def _by_model(p):
+    (name, sub), = p["m"].items()
+    return {"svm": 1.0, "knn": 0.1, "tree": 2.0}[name] + sub.get("c", 0)
+
+
+def test_a_resume_with_a_changed_spec_says_what_changed_and_follows_the_new_spec(db, caplog):
+    from shadho import status
+    from shadho.store import ResultsStore
+
+    old = {"m": spaces.scope(exclusive=True, svm={"name": "svm", "c": spaces.uniform(0, 1)},
+                             knn={"name": "knn"})}
+    new = {"m": spaces.scope(exclusive=True, svm={"name": "svm", "c": spaces.uniform(0, 2)},
+                             tree={"name": "tree"})}
+    first = _opt(db, _by_model, "local", spec=old, max_tasks=10, seed=1)
+    first.run()
+    assert "knn" in first.best["params"]["m"]  # the best trial is of the branch about to go
+    first.close()
+    caplog.set_level("WARNING", logger="shadho")
+    again = _opt(db, _by_model, "local", spec=new, max_tasks=20, seed=1)
+    again.run()
+    text = caplog.text
+    assert "changed spec" in text and "added m/tree" in text and "removed m/knn" in text
+    assert "changed m/svm" in text
+    assert again.best["searchspace"] in {s.name for s in again.spaces}  # not the removed knn
+    assert "knn" in again.best_of(all_spaces=True)["params"]["m"]  # old trials stay readable
+    again.close()
+    with ResultsStore(db, readonly=True) as r:
+        snap = status.collect(r, 1)
+        names = [row["space"] for row in snap["spaces"]]
+        assert sorted(names) == ["m/svm", "m/tree"] and snap["best_space"] != "m/knn", names
+        every = [row["space"] for row in status.collect(r, 1, all_spaces=True)["spaces"]]
+    assert len(every) == len(set(every)) == 4, every  # no two rows with the same name
