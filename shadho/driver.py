@@ -372,12 +372,12 @@ class Shadho:
             if o.ok and o.loss is not None:
                 hist.complete(o.trial_id, x, o.loss)
                 updates.append(TrialUpdate(o.trial_id, TrialState.COMPLETE, loss=o.loss, results=o.results,
-                                           worker=o.worker, start_time=o.start_time,
+                                           worker=o.worker, start_time=o.start_time, attempts=o.attempts,
                                            finish_time=o.finish_time, compute_class=o.compute_class))
             else:
                 hist.fail(o.trial_id)
                 updates.append(TrialUpdate(o.trial_id, TrialState.FAILED, error=o.error or "unknown error",
-                                           worker=o.worker, start_time=o.start_time,
+                                           worker=o.worker, start_time=o.start_time, attempts=o.attempts,
                                            finish_time=o.finish_time, compute_class=o.compute_class))
             scheduler.observe(space_id, o.compute_class, runtime, o.loss if o.ok else None, o.ok)
         if updates:

@@ -334,7 +334,7 @@ class ResultsStore:
                     "UPDATE trials SET state=?, loss=?, results=?, error=?, "
                     "worker=COALESCE(?, worker), start_time=COALESCE(?, start_time), "
                     "finish_time=COALESCE(?, finish_time), compute_class=COALESCE(?, compute_class), "
-                    "attempts=COALESCE(?, attempts) "
+                    "attempts=MAX(attempts, COALESCE(?, 0)) "
                     "WHERE id=? AND state NOT IN ('COMPLETE','FAILED')",
                     (u.state.value, loss, _dumps(u.results or {}), u.error, u.worker, u.start_time,
                      u.finish_time if u.finish_time is not None else

@@ -317,3 +317,97 @@ def test_a_resume_with_a_changed_spec_says_what_changed_and_follows_the_new_spec
         assert sorted(names) == ["m/svm", "m/tree"] and snap["best_space"] != "m/knn", names
         every = [row["space"] for row in status.collect(r, 1, all_spaces=True)["spaces"]]
     assert len(every) == len(set(every)) == 4, every  # no two rows with the same name
+
+
+# ---------------------------------------------------------------- workers that keep failing
+
+
+@needs_wq
+@pytest.mark.workqueue
+def test_local_workers_whose_restarts_are_used_up_stop_the_search_with_the_cause(db):
+    from shadho.errors import WorkerError
+
+    opt = _opt(db, _chdir_objective("/"), max_tasks=5, timeout=600, local_workers=1,
+               worker_options={"worker_args": ["--no-such-option"]})  # a real worker that exits at once
+    t0 = time.time()
+    with pytest.raises(WorkerError, match="restarted 3 times") as err:
+        opt.run()
+    assert time.time() - t0 < 60  # not the 600 s timeout
+    assert "resume" in str(err.value) and "Last worker output" in str(err.value)
+
+
+_KILLED_BATCHES = """
+import os, sys
+from shadho import Shadho, spaces
+from shadho.managers import workqueue as wqm
+runs = {runs!r}
+def slow(p):
+    import os, time
+    open(os.path.join(runs, f"{{p['x']!r}}-{{os.getpid()}}-{{time.monotonic_ns()}}"), "w").close()
+    time.sleep(0.4)
+    return p["x"]
+start = wqm.WorkQueueManager.start
+def start_and_tell(self, settings):
+    start(self, settings)
+    print("PORT", self.port, flush=True)
+wqm.WorkQueueManager.start = start_and_tell
+opt = Shadho("k", slow, {{"x": spaces.uniform(0, 1)}}, backend={db!r}, manager="workqueue", local_workers=0,
+             password={pw!r}, max_tasks=20, timeout=300, quiet=True, seed=3, hyperparameters_per_task=5,
+             worker_python=sys.executable, worker_options={{"max_runs": 3}})
+print("RETURNED", len(opt.run()), flush=True)
+"""
+
+
+@needs_wq
+@pytest.mark.workqueue
+def test_repeated_worker_kills_with_batches_record_attempts_and_cap_reruns(db, tmp_path):
+    import random
+
+    import test_reliability as tr
+    from shadho.store import ResultsStore
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    pw = tr._password(str(tmp_path))
+    script = tmp_path / "m.py"
+    script.write_text(_KILLED_BATCHES.format(runs=str(runs), db=db, pw=pw))
+    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    procs, spawned, kills, rng = [], 0, 0, random.Random(2)
+    try:
+        port = int(master.stdout.readline().split()[1])
+        for _ in range(2):
+            spawned += 1
+            procs.append(tr._start_worker(port, pw, str(tmp_path / f"w{spawned}")))
+        while kills < 14 and master.poll() is None:
+            busy = [p for p in procs if p.poll() is None and tr._children(p.pid)]
+            if not busy:
+                time.sleep(0.05)
+                continue
+            time.sleep(rng.uniform(0.2, 1.2))  # mid-batch: some trials of the batch have run
+            victim = rng.choice(busy)
+            procs.remove(victim)
+            tr._kill(victim)
+            kills += 1
+            spawned += 1
+            procs.append(tr._start_worker(port, pw, str(tmp_path / f"w{spawned}")))
+        out, err = master.communicate(timeout=300)
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.communicate()
+        for p in procs:
+            tr._kill(p)
+    assert master.returncode == 0 and "RETURNED 20" in out, err[-3000:]
+    with ResultsStore(db, readonly=True) as r:
+        trials = r.trials(1)
+    started: dict[str, int] = {}
+    for f in os.listdir(runs):
+        started[f.split("-")[0]] = started.get(f.split("-")[0], 0) + 1
+    assert len(trials) == 20 and all(t.state.finished for t in trials)  # none lost, none left running
+    for t in trials:
+        n = started.get(repr(t.params["x"]), 0)
+        assert n <= t.attempts <= 3, (t.id, n, t.attempts, t.state, t.error)  # recorded, and capped
+        if t.state == TrialState.FAILED:
+            assert "not run again (max_runs=3)" in t.error, t.error
+    assert max(started.values()) >= 2  # the kills did make trials run again
