@@ -18,7 +18,7 @@ Example:
     >>> import os, tempfile
     >>> from shadho.store import ResultsStore
     >>> path = os.path.join(tempfile.mkdtemp(), 'r.db')
-    >>> s = ResultsStore(path); exp = s.open_experiment('e'); s.close()
+    >>> s = ResultsStore(path); exp = s.open_experiment('e'); _ = s.add_trial(exp, 'a', {}, []); s.close()
     >>> open(path, 'w').close()  # emptied behind shadho's back
     >>> ResultsStore(path)
     Traceback (most recent call last):
