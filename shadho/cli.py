@@ -33,6 +33,7 @@ OK, ERROR, USAGE = 0, 1, 2
 _DISPATCH = {
     "demo": ("shadho.demo", "run the README's demo search (SVM kernels on digits, two local workers)"),
     "workers": ("shadho.batch.cli", "start, list and stop Work Queue workers on batch systems"),
+    "retry": ("shadho.retry", "queue an experiment's failed trials again (the next run re-runs them)"),
 }
 
 #: pip requirement that provides an optional top-level module.
