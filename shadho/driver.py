@@ -24,6 +24,7 @@ from shadho.errors import ShadhoError
 from shadho.heuristics.scheduler import Scheduler
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings, TaskSpec, TrialOutcome
 from shadho.samplers import History, make_sampler
+from shadho.samplers.startup import SearchContext
 from shadho.spaces import SearchSpace, split
 from shadho.store import ResultsStore, TrialUpdate
 from shadho.trial import Trial, TrialState
@@ -236,6 +237,10 @@ class Shadho:
             raise
         self._store, self._exp = store, exp
         self._histories = {s.id: History(s.dim) for s in self.spaces}
+        # Optional sampler hook: all spaces' histories and the budget (see Sampler.bind).
+        bind = getattr(self.sampler, "bind", None)
+        if callable(bind):
+            bind(SearchContext(tuple(self.spaces), self._histories, self.max_tasks))
         base = [self.seed] if self.seed is not None else []
         for i, s in enumerate(self.spaces):
             ss = np.random.SeedSequence(base + [i]) if base else np.random.SeedSequence()

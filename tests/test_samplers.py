@@ -231,7 +231,7 @@ def test_tpe_scores_fewer_candidates_on_long_histories() -> None:
             h.complete(i, x, float(((x - 0.3) ** 2).sum()))
         tpe_mod._sample = spy
         try:
-            x = make_sampler("tpe").suggest(space, h, rng)
+            x = make_sampler("tpe", n_ei_candidates=200).suggest(space, h, rng)
         finally:
             tpe_mod._sample = real
         assert ((0 <= x) & (x <= 1)).all()
