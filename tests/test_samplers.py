@@ -206,11 +206,13 @@ def test_tpe_int_and_cat_dims_learn() -> None:
     rng = np.random.default_rng(0)
     h = History(2)
     tpe = make_sampler("tpe")
-    for i in range(60):
+    for i in range(100):
         x = tpe.suggest(space, h, rng)
         h.complete(i, x, abs(x[0] - 37) + (0.0 if x[1] == 5 else 5.0))
-    tail = h.X[-20:]
-    assert np.mean(tail[:, 1] == 5) > 0.25  # 1/8 when sampled at random
+    tail = h.X[-40:]
+    # 1/8 when sampled at random; TPE keeps exploring the other values (each value gets
+    # its own search while the trials per value are few), so not all go to the best.
+    assert np.mean(tail[:, 1] == 5) > 0.3
     assert np.median(np.abs(tail[:, 0] - 37)) <= 5
 
 
