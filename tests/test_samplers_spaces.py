@@ -166,7 +166,7 @@ def test_small_budget_leaves_random_search_in_every_space() -> None:
             best = opt.best["loss"]
         finally:
             opt.close()
-    assert n_startup == [2, 2, 2]  # min(10, 2 dim + 2, max(2, 40 / (5 * 3)))
+    assert n_startup == [2, 2, 2]  # min(max(10, 2 dim), max(2, 40 / (5 * 3)))
     assert best < 0.05
 
 
@@ -174,16 +174,19 @@ def test_small_budget_leaves_random_search_in_every_space() -> None:
 
 
 def test_startup_scales_with_dimension_and_budget() -> None:
-    assert [startup_size(d) for d in (1, 2, 3, 4, 20)] == [4, 6, 8, 10, 10]
+    assert [startup_size(d) for d in (1, 2, 5, 6, 20)] == [10, 10, 10, 12, 40]
     assert startup_size(5, budget=1000, n_spaces=1) == 10
     assert startup_size(5, budget=100, n_spaces=4) == 5
     assert startup_size(5, budget=10, n_spaces=4) == 2  # never below 2
     (space,) = spaces.split({"x": spaces.uniform(0, 1), "y": spaces.uniform(0, 1)})
     tpe = TPESampler()
-    assert tpe.startup(space) == 6
+    assert tpe.startup(space) == 10
     tpe.bind(SearchContext((space,), {space.id: History(2)}, budget=15))
     assert tpe.startup(space) == 3
     assert TPESampler(n_startup_trials=7).startup(space) == 7
+    gp = make_sampler("gp")
+    gp.bind(SearchContext((space,), {space.id: History(2)}, budget=15))
+    assert gp.startup(space) == 3  # type: ignore[attr-defined]
     # Until then proposals are prior draws: the same as random search with the same rng.
     h = History(2)
     for i in range(2):

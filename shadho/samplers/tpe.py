@@ -137,7 +137,7 @@ class TPESampler(Sampler):
         n_startup_trials: draw from the priors until this many trials are complete
             (borrowed trials count by the share of dims they inform). None (default):
             :func:`~shadho.samplers.startup.startup_size` of the dimension, the budget
-            and the number of spaces (10 at 4+ dims without a budget).
+            and the number of spaces (10 up to 5 dims without a budget).
         n_ei_candidates: candidates drawn from ``l(x)`` per proposal; None (default):
             :func:`default_candidates` of the dimension.
         gamma: ``n_complete -> n_below`` (default :func:`default_gamma`).
