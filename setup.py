@@ -21,7 +21,11 @@ setup(
         "pandas": ["pandas>=1.4"],
         "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.1", "rich>=12", "matplotlib>=3.5",
                  "pandas>=1.4", "htcondor==24.0.*"],
-        "bench": ["optuna>=4", "scikit-learn>=1.1", "matplotlib>=3.5"],
+        # coco-experiment: the BBOB suite (module cocoex); hyperopt: its TPE as a peer.
+        "bench": ["optuna>=4", "scikit-learn>=1.1", "matplotlib>=3.5", "coco-experiment>=2.6",
+                  "hyperopt>=0.2.7"],
+        # Optuna's GPSampler needs torch (large): only for bench/samplers.py's optuna-gp.
+        "bench-gp": ["torch>=2"],
     },
     entry_points={"console_scripts": ["shadho=shadho.cli:main"]},
 )

@@ -142,6 +142,10 @@ def _optuna_sampler(sampler: str, seed: int) -> Any:
     if sampler == "optuna-tpe-indep":
         return optuna.samplers.TPESampler(seed=seed, multivariate=False, constant_liar=False)
     if sampler == "optuna-gp":
+        try:
+            import torch  # noqa: F401  (Optuna's GPSampler needs it)
+        except ImportError:
+            raise SystemExit("optuna-gp needs torch: .venv/bin/pip install -e '.[bench-gp]'") from None
         return optuna.samplers.GPSampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
 

@@ -37,7 +37,7 @@ ln -sf /usr/lib/python3/dist-packages/work_queue.py "$so" .venv/cctools/
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$ROOT/.venv/cctools" > "$site/cctools_work_queue.pth"
 
-if ! .venv/bin/python -c 'import shadho, rich, matplotlib, sklearn, hypothesis, pytest, htcondor' 2>/dev/null; then
+if ! .venv/bin/python -c 'import shadho, rich, matplotlib, sklearn, hypothesis, pytest, htcondor, cocoex, hyperopt' 2>/dev/null; then
     .venv/bin/python -m pip install -q --upgrade pip "setuptools>=70" 2>&1 | grep -v '^WARNING: Location' || true
     .venv/bin/python -m pip install -q -e ".[test,cli,bench]" 2>&1 | grep -v '^WARNING: Location' || true
 fi
