@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/samplers.py [--suites bbob,mixed,sklearn,latency] [--seeds N]
       [--slow-seeds N] [--dims 2,5] [--functions 1-24] [--samplers a,b] [--budget N]
-      [--sklearn-budgets 40,150] [--jobs 1|2] [--out bench/results/samplers.txt]
+      [--sklearn-budgets 40,150] [--jobs 1|2] [--out bench/results/samplers-bbob.txt]
 
 Suites:
 
