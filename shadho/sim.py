@@ -20,7 +20,9 @@ Queue manager's default), waiting tasks start highest priority first (ties first
 come, first served), and :meth:`~SimulatedManager.set_priorities` re-orders them,
 so the scheduler's queued decisions and priorities are simulated too.
 ``task_overhead`` seconds are added once per task before its first trial starts
-(a worker's interpreter start and file transfers).
+(a worker's interpreter start and file transfers); it and ``failure_rate`` may
+differ per class (a mapping, or ``fn(space_id, class_key) -> probability``), as
+when :mod:`shadho.plan` replays what a results file measured.
 
 Run the driver by task count (``timeout=None, max_tasks=N``): its own deadline
 uses the wall clock. :func:`simulate` does the wiring and also measures the
@@ -73,22 +75,25 @@ class SimulatedManager(ExecutionManager):
         workers: compute class key -> number of workers (key ``None`` without classes).
         runtime: ``fn(space_id, params, class_key) -> seconds`` of one trial.
         noise: sigma of the log-normal factor applied to every runtime.
-        failure_rate: probability that a trial fails (it still takes its time).
+        failure_rate: probability that a trial fails (it still takes its time), or
+            ``fn(space_id, class_key) -> probability``.
         seed: the simulator's own random stream (runtimes, failures).
         clock: a shared :class:`VirtualClock` (a new one by default).
         queue_margin: None (start on submit), an int, or ``"auto"`` (see the module doc).
-        task_overhead: seconds per task before its first trial starts.
+        task_overhead: seconds per task before its first trial starts, or a mapping
+            class key -> seconds (classes left out: 0).
     """
 
     def __init__(self, workers: Mapping[str | None, int], runtime: RuntimeModel, *, noise: float = 0.1,
-                 failure_rate: float = 0.0, seed: int | None = None, clock: VirtualClock | None = None,
-                 queue_margin: int | str | None = None, task_overhead: float = 0.0) -> None:
+                 failure_rate: float | Callable[[str, Any], float] = 0.0, seed: int | None = None,
+                 clock: VirtualClock | None = None, queue_margin: int | str | None = None,
+                 task_overhead: float | Mapping[str | None, float] = 0.0) -> None:
         if not workers or any(int(n) < 0 for n in workers.values()):
             raise ValueError(f"workers must map class keys to worker counts >= 0, got {workers!r}")
         self.workers = {k: int(n) for k, n in workers.items()}
         self.runtime = runtime
         self.noise = float(noise)
-        self.failure_rate = float(failure_rate)
+        self.failure_rate = failure_rate if callable(failure_rate) else float(failure_rate)
         self.rng = np.random.default_rng(seed)
         self.clock = clock or VirtualClock()
         self._idle = {k: list(range(n))[::-1] for k, n in self.workers.items()}
@@ -99,10 +104,14 @@ class SimulatedManager(ExecutionManager):
         if not (queue_margin is None or queue_margin == "auto"
                 or (isinstance(queue_margin, int) and not isinstance(queue_margin, bool) and queue_margin >= 0)):
             raise ValueError(f"queue_margin must be None, 'auto' or >= 0, got {queue_margin!r}")
-        if not task_overhead >= 0:
-            raise ValueError(f"task_overhead must be >= 0, got {task_overhead!r}")
+        overheads = task_overhead.values() if isinstance(task_overhead, Mapping) else [task_overhead]
+        if not all(isinstance(v, (int, float)) and v >= 0 for v in overheads):
+            raise ValueError(f"task_overhead must be seconds >= 0 or a mapping class -> seconds, "
+                             f"got {task_overhead!r}")
         self.queue_margin = queue_margin
-        self.task_overhead = float(task_overhead)
+        self.task_overhead: float | dict[str | None, float] = (
+            {k: float(v) for k, v in task_overhead.items()} if isinstance(task_overhead, Mapping)
+            else float(task_overhead))
         #: Waiting tasks per class: [-priority, seq, task] (a heap).
         self._queues: dict[str | None, list[list[Any]]] = {k: [] for k in self.workers}
 
@@ -159,7 +168,9 @@ class SimulatedManager(ExecutionManager):
         assert self._objective is not None, "start() first"
         key = task.compute_class
         w = self._idle[key].pop()
-        t = self.clock.now + self.task_overhead
+        oh = self.task_overhead
+        t = self.clock.now + (oh.get(key, 0.0) if isinstance(oh, dict) else oh)
+        fail_p = self.failure_rate(task.space_id, key) if callable(self.failure_rate) else self.failure_rate
         outs = []
         for tid, params in task.trials:
             dt = float(self.runtime(task.space_id, params, key))
@@ -167,7 +178,7 @@ class SimulatedManager(ExecutionManager):
                 dt *= math.exp(self.noise * float(self.rng.standard_normal()))
             dt = max(dt, 1e-9)
             extra = dict(worker=f"{key}-{w}", start_time=t, finish_time=t + dt, compute_class=key)
-            if self.failure_rate > 0 and self.rng.random() < self.failure_rate:
+            if fail_p > 0 and self.rng.random() < fail_p:
                 outs.append(TrialOutcome(tid, False, error="simulated failure", **extra))
             else:
                 try:
@@ -300,9 +311,12 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
              workers: Mapping[str | None, int], runtime: RuntimeModel, *, max_tasks: int,
              compute_classes: Sequence[dict[str, Any]] | None = None, method: Any = "random",
              use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
-             reassign_every: int = 10, noise: float = 0.1, failure_rate: float = 0.0,
+             reassign_every: int = 10, noise: float = 0.1,
+             failure_rate: float | Callable[[str, Any], float] = 0.0,
              seed: int | None = 0, backend: str | None = None, exp_key: str = "sim",
-             queue_margin: int | str | None = None, task_overhead: float = 0.0,
+             queue_margin: int | str | None = None,
+             task_overhead: float | Mapping[str | None, float] = 0.0,
+             prepare_scheduler: Callable[[Any], None] | None = None,
              **options: Any) -> SimResult:
     """Run the real driver on simulated workers for ``max_tasks`` trials.
 
@@ -311,8 +325,13 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
             ``compute_classes`` are added as ``(name, 'cores', 1)``.
         compute_classes: ``add_compute_class`` keyword dicts (``name``, ``resource``,
             ``value``, ...), e.g. to declare cores the scheduler starts from.
-        backend: the SQLite results file (a temporary one by default).
-        queue_margin, task_overhead: see :class:`SimulatedManager`.
+        backend: the SQLite results file (a temporary one by default). A file that
+            already holds ``exp_key`` is resumed: its trials are the samplers' history
+            and count toward ``max_tasks``; ``SimResult.trials`` holds every trial.
+        failure_rate, queue_margin, task_overhead: see :class:`SimulatedManager`.
+        prepare_scheduler: called with the driver's scheduler before the run starts
+            (e.g. :meth:`~shadho.heuristics.scheduler.Scheduler.warm_start` it with
+            what an earlier run measured).
     """
     from shadho.driver import Shadho
 
@@ -339,6 +358,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         timed = _TimedScheduler(opt._get_scheduler())
         if hasattr(timed._inner, "clock"):
             timed._inner.clock = clock
+        if prepare_scheduler is not None:
+            prepare_scheduler(timed._inner)
         opt._scheduler = timed  # type: ignore[assignment]
         t0 = time.perf_counter()
         opt.run()
