@@ -17,10 +17,13 @@ finished trials (nothing else: the objective is not needed):
   a space that failed ``CANNOT_RUN`` times or more on a class and never succeeded
   there cannot run on it;
 * each class: its slots (the peak number of its trials running at once, i.e. the
-  pool the search ran on) and its dead time per trial, ``(slots x span - busy) / n``
+  pool the search ran on) and its dead time per task, ``(slots x span - busy) / tasks``
   over the class's active span (the trials still running at the span's end counted
   as half done): worker start-up, dispatch and the master's own latency, as
-  measured;
+  measured (shrunk toward the pooled figure of all classes with the weight of
+  ``DEAD_PRIOR`` tasks). A trial that starts within ``BATCH_GAP`` of a same-space trial's
+  finish on its class ran in the same task (``hyperparameters_per_task`` > 1); the
+  trials per task, so found, are simulated too;
 * losses: a simulated trial's loss is that of the nearest observed COMPLETE trial
   of its space (a space with none gets the median loss: an assumption).
 
@@ -60,6 +63,10 @@ CANNOT_RUN = 3
 UNSEEN_SE = 0.3
 #: Log-runtime spread within a pair assumed when no pair has two trials.
 DEFAULT_SD = 0.3
+#: Tasks' worth of weight of the pooled dead time in each class's estimate.
+DEAD_PRIOR = 20.0
+#: Seconds between a trial's finish and the next one's start below which both ran in one task.
+BATCH_GAP = 0.02
 
 _DOMAINS = {name: getattr(_spaces, name) for name in (
     "uniform", "ln_uniform", "log10_uniform", "log2_uniform", "normal", "ln_normal", "log10_normal",
@@ -129,23 +136,55 @@ def _pair_means(trials: Sequence[Trial], sidx: Mapping[str, int], cidx: Mapping[
     return n_ok, n_fail, sum_log, sum_sq
 
 
+def _continuations(trials: Sequence[Trial]) -> int:
+    """Trials that started within ``BATCH_GAP`` of a same-space trial's finish: the later
+    trials of a task that runs several (``hyperparameters_per_task``), which pay no
+    task overhead of their own."""
+    import bisect
+
+    finishes: dict[str, list[float]] = {}
+    for t in trials:
+        finishes.setdefault(t.space_id, []).append(float(t.finish_time))  # type: ignore[arg-type]
+    for v in finishes.values():
+        v.sort()
+    n = 0
+    for t in trials:
+        f = finishes[t.space_id]
+        i = bisect.bisect_right(f, float(t.start_time))  # type: ignore[arg-type]
+        n += i > 0 and float(t.start_time) - f[i - 1] < BATCH_GAP  # type: ignore[arg-type]
+    return n
+
+
 def class_timing(trials: Sequence[Trial]) -> dict[str, float]:
-    """Slots, dead time per trial, span and busy seconds of one class's finished trials."""
-    spans = [(t.start_time, t.finish_time) for t in trials
-             if t.start_time is not None and t.finish_time is not None and t.finish_time >= t.start_time]
+    """Slots, tasks, dead time per task, span and busy seconds of one class's finished trials.
+
+    The dead time is measured from the moment all the class's slots first ran at once
+    (workers connecting one by one at the start are not a steady cost) to its last
+    finish; the trials still running then are counted as half done.
+    """
+    timed = [t for t in trials if t.start_time is not None and t.finish_time is not None
+             and t.finish_time >= t.start_time]
+    spans = [(float(t.start_time), float(t.finish_time)) for t in timed]  # type: ignore[arg-type]
     if not spans:
-        return {"slots": 0, "dead": math.nan, "span": 0.0, "busy": 0.0, "n": 0}
+        return {"slots": 0, "dead": math.nan, "span": 0.0, "busy": 0.0, "n": 0, "tasks": 0}
     events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
     now = peak = 0
-    for _, step in events:  # ties: a finish (-1) sorts before a start
+    full = events[0][0]
+    for when, step in events:  # ties: a finish (-1) sorts before a start
         now += step
-        peak = max(peak, now)
+        if now > peak:
+            peak, full = now, when
     first, last = min(a for a, _ in spans), max(b for _, b in spans)
-    busy = sum(b - a for a, b in spans)
-    mean = busy / len(spans)
-    idle = peak * (last - first) - busy - max(0, peak - 1) * mean / 2
-    return {"slots": peak, "dead": max(0.0, idle / len(spans)), "span": last - first, "busy": busy,
-            "n": len(spans), "first": first, "last": last}
+    if not last - full > 0.5 * (last - first):  # too little steady time: use the whole span
+        full = first
+    busy = sum(max(0.0, b - max(a, full)) for a, b in spans)
+    tasks = max(1, len(spans) - _continuations(timed))
+    started = max(1, round(sum(a >= full for a, _ in spans) * tasks / len(spans)))
+    mean = sum(b - a for a, b in spans) / len(spans)
+    idle = peak * (last - full) - busy - max(0, peak - 1) * mean / 2
+    return {"slots": peak, "dead": max(0.0, idle / started), "span": last - first,
+            "busy": sum(b - a for a, b in spans), "n": len(spans), "tasks": tasks,
+            "first": first, "last": last}
 
 
 @dataclass(frozen=True)
@@ -232,14 +271,21 @@ class LearnedModel:
         for t in self.trials:
             by_class.setdefault(t.compute_class or DEFAULT_CLASS, []).append(t)
         self.timing = {c: class_timing(ts) for c, ts in by_class.items()}
-        known = [v["dead"] for v in self.timing.values() if math.isfinite(v["dead"])]
-        fallback = float(np.median(known)) if known else 0.0
-        self.dead = {c: (self.timing[c]["dead"] if c in self.timing and math.isfinite(self.timing[c]["dead"])
-                         else fallback) for c in self.seen}
+        # Dead time is mostly the master's and Work Queue's, shared by the classes: each
+        # class's own figure is shrunk toward the pooled one with the weight of DEAD_PRIOR
+        # tasks (a class that ran a few long tasks measures its own poorly).
+        known = {c: v for c, v in self.timing.items() if math.isfinite(v["dead"])}
+        tasks = sum(v["tasks"] for v in known.values())
+        pooled = sum(v["dead"] * v["tasks"] for v in known.values()) / tasks if tasks else 0.0
+        self.dead = {c: ((known[c]["dead"] * known[c]["tasks"] + DEAD_PRIOR * pooled)
+                         / (known[c]["tasks"] + DEAD_PRIOR) if c in known else pooled) for c in self.seen}
         for name, a in self.assume.items():
             self.dead[name] = self.dead[a.like]
         #: The pool the search ran on: each seen class's peak number of trials at once.
         self.observed_pool = {c: int(self.timing[c]["slots"]) for c in self.seen if c in self.timing}
+        n = sum(v["n"] for v in self.timing.values())
+        #: Trials per task the search ran (``hyperparameters_per_task``), as measured.
+        self.trials_per_task = max(1, round(n / max(1, sum(v["tasks"] for v in self.timing.values()))))
 
     def _fit_replay(self) -> None:
         old = {o: i for i, o in enumerate(self.old_ids)}
@@ -335,7 +381,7 @@ class LearnedModel:
 
     def warm_results(self, limit: int | None = None) -> list[tuple[str, str, float | None, float | None, bool]]:
         """The observed trials as ``Scheduler.warm_start`` takes them (newest ``limit``)."""
-        ts = self.trials if limit is None else self.trials[-limit:]
+        ts = self.trials if limit is None else (self.trials[-limit:] if limit > 0 else [])
         return [(self.new_id[t.space_id], t.compute_class or DEFAULT_CLASS, t.runtime,
                  t.loss if t.state == TrialState.COMPLETE else None, t.state == TrialState.COMPLETE)
                 for t in ts]

@@ -1,9 +1,9 @@
-"""One planning simulation: the real master on a learned model (see :mod:`shadho.plan`).
+"""One planning simulation: the real master on a learned model (see :mod:`shadho.planner`).
 
 :func:`run_once` copies the search's history into a temporary results file, runs
 :func:`shadho.sim.simulate` on it (the driver, the search's sampler, the real
 scheduler warm-started with everything the search measured, Work Queue's per-class
-queues, each class's measured dead time per trial) and returns the new trials on
+queues, the search's trials per task and each class's measured dead time per task) and returns the new trials on
 the virtual clock, with what the master spent per trial.
 
 The master's own time is not on the virtual clock: :func:`master_seconds` estimates
@@ -11,7 +11,7 @@ it per trial, as the simulated driver's wall time per trial on this machine plus
 Work Queue's dispatch cost at the pool's number of tasks in flight
 (``WQ_DISPATCH``: ``/bin/true`` tasks on this machine ran at about 400/s with 4-20
 in flight, 190/s with 250 queued and 44/s with 2,000; interpolated in log-log and
-extrapolated beyond).
+extrapolated beyond) with the pool's default queue margin of tasks waiting.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from shadho.trial import Trial, TrialState
 
 __all__ = ["SimRun", "run_once", "seed_history", "master_seconds", "WQ_DISPATCH"]
 
-#: (tasks in flight, seconds the Work Queue manager spends per dispatched task), measured.
+#: (tasks waiting, seconds the Work Queue manager spends per dispatched task), measured.
 WQ_DISPATCH = ((20, 1 / 400), (250, 1 / 190), (2000, 1 / 44))
 _SAMPLERS = ("random", "tpe", "bayes", "gp")
 _EXP = "plan"
@@ -90,18 +90,19 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
                        use_uncertainty=heuristics, noise=0.0, failure_rate=model.failure_fn(draw),
                        seed=seed, backend=db, exp_key=_EXP, queue_margin="auto",
                        task_overhead={c: model.dead[c] for c in slots},
-                       prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None)
+                       prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None,
+                       hyperparameters_per_task=model.trials_per_task)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     new = [t for t in res.trials if t.id > last_id]
     return SimRun(new, res.makespan, res.wall_seconds, res.decision_seconds, dict(slots))
 
 
-def dispatch_seconds(in_flight: float) -> float:
-    """Work Queue's seconds per dispatched task with ``in_flight`` tasks (see the module doc)."""
+def dispatch_seconds(waiting: float) -> float:
+    """Work Queue's seconds per dispatched task with ``waiting`` tasks queued (see the module doc)."""
     xs = np.log([p[0] for p in WQ_DISPATCH])
     ys = np.log([p[1] for p in WQ_DISPATCH])
-    x = math.log(max(in_flight, 1.0))
+    x = math.log(max(waiting, 1.0))
     if x <= xs[0]:
         return float(math.exp(ys[0]))
     i = min(int(np.searchsorted(xs, x)) - 1, len(xs) - 2)
@@ -114,8 +115,9 @@ def master_seconds(run: SimRun, real_slots: int) -> tuple[float, float]:
     n = max(1, len(run.trials))
     from shadho.managers.base import default_queue_margin
 
-    in_flight = real_slots + default_queue_margin(real_slots)
-    return run.wall_seconds / n + dispatch_seconds(in_flight), run.decision_seconds / n
+    # The measured slowdown is with tasks waiting in the manager's queue: a pool keeps
+    # about one queue margin of them waiting.
+    return run.wall_seconds / n + dispatch_seconds(default_queue_margin(real_slots)), run.decision_seconds / n
 
 
 def class_busy(trials: list[Trial], until: float) -> dict[str, float]:

@@ -411,7 +411,10 @@ def write_report(store: Any, exp: int | None, outdir: str | os.PathLike[str]) ->
     for p in plots:
         with open(join(outdir, p["file"]), "rb") as fh:
             pngs[p["file"]] = fh.read()
-    _write_bytes(join(outdir, "index.html"), render_html(snap, plots, pngs).encode("utf-8"))
+    from shadho.plan_report import with_plan_section
+
+    page = with_plan_section(render_html(snap, plots, pngs), store, exp)
+    _write_bytes(join(outdir, "index.html"), page.encode("utf-8"))
     manifest = {"experiment": snap.get("experiment"), "html": "index.html", "embedded": True,
                 "plots": plots}
     _write_bytes(join(outdir, "manifest.json"), json.dumps(manifest, indent=1).encode("utf-8"))

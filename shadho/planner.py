@@ -2,7 +2,7 @@
 
 From a results file (opened read-only, never changed) :func:`plan` learns a
 :class:`~shadho.plan_model.LearnedModel` (runtimes per search space and compute
-class with their uncertainty, failure rates, each class's dead time per trial,
+class with their uncertainty, failure rates, each class's dead time per task,
 each space's losses) and runs the real master on it through :mod:`shadho.sim`, on
 a virtual clock, for a pool that may differ from the one the search ran on:
 ``samples`` simulations, each on one posterior draw of the pair runtimes and
@@ -38,11 +38,12 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from shadho.errors import StoreError
 from shadho.plan_inputs import format_pool, parse_assume, parse_pool, parse_prices, pool_slots
 from shadho.plan_model import LearnedModel, PlanError
 from shadho.plan_sim import SimRun, class_busy, completions, master_seconds, run_once, seed_history
@@ -111,7 +112,8 @@ class Plan:
     observed_pool: dict[str, int]
     predictions: dict[str, Prediction]
     cheapest: Any = None
-    notes: tuple[str, ...] = field(default=())
+    trials_planned: int | None = None
+    hours_planned: float | None = None
 
     @property
     def prediction(self) -> Prediction:
@@ -248,8 +250,14 @@ def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial]
     if heuristics not in _MODES:
         raise ValueError(f"heuristics must be one of {', '.join(_MODES)}, got {heuristics!r}")
     if hours is None and trials_left is None:
-        raise ValueError("give hours=H (what the pool does in H hours), trials=N (how long N more "
-                         "trials take) or both (the cheapest pool for N trials within H hours)")
+        budget = settings.get("max_tasks")
+        left = budget - len(trials) if isinstance(budget, int) else 0
+        if left <= 0:
+            raise ValueError("give hours=H (what the pool does in H hours), trials=N (how long N more "
+                             "trials take) or both (the cheapest pool for N trials within H hours); "
+                             + ("the search's budget is used up" if isinstance(budget, int)
+                                else "the search has no trial budget (max_tasks) to finish"))
+        trials_left = left
     if hours is not None and not (isinstance(hours, (int, float)) and hours > 0 and math.isfinite(hours)):
         raise ValueError(f"hours must be a positive number, got {hours!r}")
     if trials_left is not None and (isinstance(trials_left, bool) or not isinstance(trials_left, int)
@@ -287,7 +295,7 @@ def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial]
                                      model, pool_spec, hours, prices)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Plan(experiment, pool_spec, dict(model.observed_pool), preds, cheapest)
+    return Plan(experiment, pool_spec, dict(model.observed_pool), preds, cheapest, trials_left, hours)
 
 
 def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, hours: float | None = None,
@@ -299,7 +307,8 @@ def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, 
         results: the SQLite results file (opened read-only).
         pool: ``'CLASS=COUNT[xSLOTS],...'`` or ``{class: count | (count, slots)}``.
         exp: the experiment (needed when the file holds several).
-        hours, trials: the window (H hours) and/or the remaining budget (N more trials).
+        hours, trials: the window (H hours) and/or N more trials; neither: the search's
+            remaining budget (``max_tasks`` less the trials it holds).
         cost: ``'CLASS=PRICE_PER_HOUR,...'`` or a mapping (per worker).
         assume: unseen classes: ``'gpu=8x:cpu16'``, a JSON/TOML file or a mapping.
         heuristics: ``'on'``, ``'off'`` or ``'both'``.
@@ -310,12 +319,17 @@ def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, 
         StoreError: not a shadho results file. PlanError: nothing to learn from, or a
         pool that cannot run some space. ValueError: bad arguments, unknown classes.
     """
-    from shadho.cli import open_store, select_experiment
+    from shadho.cli import CliError, open_store, select_experiment
 
-    store = open_store(os.fspath(results))
+    try:
+        store = open_store(os.fspath(results))
+    except CliError as exc:  # a folder or a JSON mirror: not a results file
+        raise StoreError(str(exc)) from None
     try:
         exp_id, key = select_experiment(store, exp)
         rows, ts, settings = store.spaces(exp_id), store.trials(exp_id), store.settings(exp_id)
+    except CliError as exc:  # no such experiment, none at all, or several to choose from
+        raise PlanError(str(exc)) from None
     finally:
         store.conn.close()
     return plan_trials(rows, ts, settings, pool=pool, hours=hours, trials_left=trials, cost=cost,
