@@ -98,8 +98,9 @@ def render(plan: Any, n_trials: int | None = None) -> str:
         lines.append("")
         if ch.feasible:
             p = ch.prediction
+            unit = " worker-hours (no --cost given)" if ch.unit == "worker-hours" else ""
             lines.append(f"cheapest pool for {n_trials} trials: {_pool(ch.pool)}: {p.time_to_finish} h, "
-                         f"cost {p.cost}")
+                         f"cost {p.cost}{unit}")
         else:
             lines.append(f"no pool found for {n_trials} trials in time: {ch.reason}")
         lines.append("  pools tried: " + "; ".join(f"{p} {t:.3g} h {c:.3g}" for p, t, c in ch.tried))

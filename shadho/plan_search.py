@@ -5,7 +5,8 @@ left out of it), and each class of the pool alone when it can run every search
 space. For each mix one simulation at the given counts gives the time ``T1``; the
 counts are scaled by ``1.05 T1 / H`` (rounded up) and simulated again, and scaled
 once or twice more while the time is still over H. The cost of a pool is its price
-per hour times its time to finish (the whole pool is paid until the last trial).
+per hour times its time to finish (the whole pool is paid until the last trial);
+without prices every worker-hour costs 1 (the smallest pool wins).
 The cheapest pool within H gets a full prediction (all ``samples``).
 
 The times scale about as ``1 / workers`` only while the master is not the
@@ -30,7 +31,8 @@ _MARGIN = 1.05
 class PoolChoice:
     """The cheapest pool found (``feasible`` False when none finishes within the hours).
 
-    ``tried`` holds ``(pool, hours to finish, cost)`` of every pool simulated.
+    ``tried`` holds ``(pool, hours to finish, cost)`` of every pool simulated; ``unit``
+    is ``'price'`` (the given prices) or ``'worker-hours'`` (none were given).
     """
 
     pool: dict[str, tuple[int, int]] | None
@@ -38,6 +40,7 @@ class PoolChoice:
     feasible: bool
     tried: tuple[tuple[str, float, float], ...]
     reason: str = ""
+    unit: str = "price"
 
 
 def _mixes(model: LearnedModel, pool: Mapping[str, tuple[int, int]]) -> list[dict[str, tuple[int, int]]]:
@@ -56,10 +59,9 @@ def _scaled(pool: Mapping[str, tuple[int, int]], k: float) -> dict[str, tuple[in
 
 def cheapest_pool(predict: Callable[[dict[str, tuple[int, int]], int], Any], model: LearnedModel,
                   pool: Mapping[str, tuple[int, int]], hours: float, prices: Mapping[str, float],
-                  samples: int = 3) -> PoolChoice:
-    """Search pools (see the module docstring); ``predict(pool, samples)`` is one prediction."""
-    if not prices:
-        raise ValueError("finding the cheapest pool needs prices: --cost CLASS=PRICE_PER_HOUR,...")
+                  samples: int = 3, unit: str = "price") -> PoolChoice:
+    """Search pools (see the module docstring); ``predict(pool, samples)`` is one prediction
+    whose cost uses ``prices`` (one per class of ``pool``)."""
     tried: list[tuple[str, float, float]] = []
     best: tuple[float, dict[str, tuple[int, int]]] | None = None
     capped = []
@@ -85,5 +87,5 @@ def cheapest_pool(predict: Callable[[dict[str, tuple[int, int]], int], Any], mod
     if best is None:
         why = (f"the master caps {', '.join(capped)} above {hours:g} h" if capped
                else f"no pool tried finishes within {hours:g} h")
-        return PoolChoice(None, None, False, tuple(tried), why)
-    return PoolChoice(best[1], predict(best[1], samples), True, tuple(tried))
+        return PoolChoice(None, None, False, tuple(tried), why, unit)
+    return PoolChoice(best[1], predict(best[1], samples), True, tuple(tried), "", unit)

@@ -290,9 +290,12 @@ def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial]
         if hours is not None and trials_left is not None:
             from shadho.plan_search import cheapest_pool
 
+            # Without prices every worker-hour costs 1: the smallest pool that finishes in time.
+            unit = prices or {c: 1.0 for c in pool_spec}
             cheapest = cheapest_pool(lambda p, n: _predict(model, settings, p, modes[0] == "on", None,
-                                                           trials_left, prices, n, seed, opts, hist),
-                                     model, pool_spec, hours, prices)
+                                                           trials_left, unit, n, seed, opts, hist),
+                                     model, pool_spec, hours, unit, samples,
+                                     "price" if prices else "worker-hours")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Plan(experiment, pool_spec, dict(model.observed_pool), preds, cheapest, trials_left, hours)

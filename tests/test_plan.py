@@ -217,3 +217,39 @@ def test_assumption_against_an_unseen_class_is_rejected(searched):
     db, _ = searched
     with pytest.raises(ValueError, match="never saw"):
         shadho.plan(db, pool="gpu=1", assume="gpu=2x:tpu", hours=1)
+
+
+def test_report_has_a_plan_check_section(searched, tmp_path):
+    pytest.importorskip("matplotlib", reason="shadho report needs matplotlib (pip install 'shadho[cli]')")
+    db, _ = searched
+    before = digest(db)
+    assert main(["report", str(db), "-o", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert digest(db) == before
+    section = page[page.index("Plan check"):page.index("<h2>Plots</h2>")]
+    assert "predicted" in section and "observed" in section
+    for name in ("small", "big", "heavy", "light", "all"):
+        assert f"<td>{name}</td>" in section
+    from shadho.plan_report import self_check
+    with ResultsStore(str(db), readonly=True) as st:
+        chk = self_check(st, st.experiment_id("sim"))
+    total = [r for r in chk["rows"] if r[0] == "total"][0]
+    assert 0.7 < total[3].mid / total[2] < 1.3, total
+
+
+def test_report_plan_section_for_a_tiny_search(tmp_path):
+    from shadho.plan_report import plan_section_html
+    db = tmp_path / "t.db"
+    search(db, tasks=6)
+    with ResultsStore(str(db), readonly=True) as st:
+        html = plan_section_html(st, st.experiment_id("sim"))
+    assert "No plan check" in html and "too few" in html
+
+
+def test_cli_cheapest_pool_without_prices_counts_worker_hours(searched, capsys):
+    db, _ = searched
+    assert main(["plan", str(db), "--pool", "small=3,big=2", "--trials", "400", "--hours", "0.02",
+                 "--samples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "cheapest pool for 400 trials:" in out and "worker-hours (no --cost given)" in out
+    assert "pools tried:" in out and "hours for 400 trials" in out
