@@ -18,8 +18,8 @@ finished trials (nothing else: the objective is not needed):
   there cannot run on it;
 * each class: its slots (the peak number of its trials running at once, i.e. the
   pool the search ran on) and its dead time per task, ``(slots x span - busy) / tasks``
-  over the class's active span (the trials still running at the span's end counted
-  as half done): worker start-up, dispatch and the master's own latency, as
+  over the latest half of the class's active span (the trials still running at its
+  end counted as half done): worker start-up, dispatch and the master's own latency, as
   measured (shrunk toward the pooled figure of all classes with the weight of
   ``DEAD_PRIOR`` tasks). A trial that starts within ``BATCH_GAP`` of a same-space trial's
   finish on its class ran in the same task (``hyperparameters_per_task`` > 1); the
@@ -63,6 +63,10 @@ CANNOT_RUN = 3
 UNSEEN_SE = 0.3
 #: Log-runtime spread within a pair assumed when no pair has two trials.
 DEFAULT_SD = 0.3
+#: Trials' worth of weight of the equal-speed prior in the additive fit of unseen pairs.
+CLASS_PRIOR = 0.5
+#: Fraction of a class's span left out, oldest first, when measuring its dead time.
+RECENT = 0.5
 #: Tasks' worth of weight of the pooled dead time in each class's estimate.
 DEAD_PRIOR = 20.0
 #: Seconds between a trial's finish and the next one's start below which both ran in one task.
@@ -158,9 +162,10 @@ def _continuations(trials: Sequence[Trial]) -> int:
 def class_timing(trials: Sequence[Trial]) -> dict[str, float]:
     """Slots, tasks, dead time per task, span and busy seconds of one class's finished trials.
 
-    The dead time is measured from the moment all the class's slots first ran at once
-    (workers connecting one by one at the start are not a steady cost) to its last
-    finish; the trials still running then are counted as half done.
+    The dead time is measured over the latest ``1 - RECENT`` of the span, and not before
+    all the class's slots first ran at once (workers connecting one by one at the start
+    are not a steady cost), to its last finish; the trials still running then are
+    counted as half done.
     """
     timed = [t for t in trials if t.start_time is not None and t.finish_time is not None
              and t.finish_time >= t.start_time]
@@ -175,8 +180,10 @@ def class_timing(trials: Sequence[Trial]) -> dict[str, float]:
         if now > peak:
             peak, full = now, when
     first, last = min(a for a, _ in spans), max(b for _, b in spans)
-    if not last - full > 0.5 * (last - first):  # too little steady time: use the whole span
-        full = first
+    # The latest half of the span, once every slot ran: a search's dead time falls as
+    # its workers warm up (measured: 1.0 s per task in a real search's first 40 s,
+    # 0.67 s in the next 40), and the latest figures are the ones that go on.
+    full = max(full, first + RECENT * (last - first))
     busy = sum(max(0.0, b - max(a, full)) for a, b in spans)
     tasks = max(1, len(spans) - _continuations(timed))
     started = max(1, round(sum(a >= full for a, _ in spans) * tasks / len(spans)))
@@ -238,7 +245,9 @@ class LearnedModel:
         old = {o: i for i, o in enumerate(self.old_ids)}
         seen_idx = {c: j for j, c in enumerate(self.seen)}
         n_ok, n_fail, sum_log, sum_sq = _pair_means(self.trials, old, seen_idx)
-        rm = RuntimeModel(len(self.spaces), [1.0] * len(self.seen))
+        # A weak prior (CLASS_PRIOR trials) on equal class speeds: the classes' relative speed
+        # on a space one never ran comes from the spaces both ran.
+        rm = RuntimeModel(len(self.spaces), [1.0] * len(self.seen), k_prior=CLASS_PRIOR)
         rm.sum_log, rm.count = sum_log, n_ok
         fit = rm.log_runtime()
         has = n_ok > 0
@@ -248,7 +257,7 @@ class LearnedModel:
         #: Spread of a trial's log runtime around its pair's mean (pooled over pairs).
         self.within_sd = within
         # The additive fit alone (a pair's own mean given no weight) for the residual spread.
-        rm_add = RuntimeModel(len(self.spaces), [1.0] * len(self.seen), k_pair=1e12)
+        rm_add = RuntimeModel(len(self.spaces), [1.0] * len(self.seen), k_prior=CLASS_PRIOR, k_pair=1e12)
         rm_add.sum_log, rm_add.count = sum_log, n_ok
         additive = rm_add.log_runtime()
         resid = (mean - additive)[n_ok > 1]
