@@ -17,6 +17,8 @@ ENVFILE="$DIR/env.sh"
 MUNGE_DIR="$DIR/munge"
 MUNGE_SOCKET="$MUNGE_DIR/munge.socket.2"
 SBIN=/usr/sbin
+CTLD_PORT="${SHADHO_SLURMCTLD_PORT:-6817}"
+SLURMD_PORT="${SHADHO_SLURMD_PORT:-6818}"
 
 log() { echo "slurm_cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -58,8 +60,8 @@ ClusterName=shadho
 SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
-SlurmctldPort=${SHADHO_SLURMCTLD_PORT:-6817}
-SlurmdPort=${SHADHO_SLURMD_PORT:-6818}
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET
@@ -109,20 +111,45 @@ start_munge() {
     die "munged socket $MUNGE_SOCKET did not appear"
 }
 
+port_in_use() {  # port_in_use PORT: is a TCP socket listening on PORT (any address)?
+    local hex
+    hex="$(printf '%04X' "$1")"
+    # /proc/net/tcp{,6}: local address is field 2 (ADDR:PORT in hex), state 0A is LISTEN.
+    awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { found = 1 }
+                      END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+check_port() {  # check_port NAME PORT PORTVAR: fail at once if NAME is not ours and PORT is taken
+    pid_alive "$DIR/$1.pid" && return 0
+    if port_in_use "$2"; then
+        die "$1: port $2 already in use; stop what holds it (ss -ltnp 'sport = :$2') or set $3 to a free port"
+    fi
+}
+
+start_daemon() {  # start_daemon NAME PORT: start slurmctld/slurmd, fail at once if it cannot serve
+    local name="$1" port="$2" pidfile="$DIR/$1.pid"
+    pid_alive "$pidfile" && return 0
+    "$SBIN/$name" -f "$CONF" || die "$name did not start (see $DIR/log/$name.log)"
+    # The daemon forks before it binds: give it a moment, then check it is still there.
+    for _ in $(seq 20); do
+        pid_alive "$pidfile" && port_in_use "$port" && return 0
+        sleep 0.1
+    done
+    pid_alive "$pidfile" || die "$name exited at start: $(tail -n 3 "$DIR/log/$name.log" 2>/dev/null | tr '\n' ' ')"
+}
+
 start_slurm() {
     export SLURM_CONF="$CONF"
-    if ! pid_alive "$DIR/slurmctld.pid"; then
-        "$SBIN/slurmctld" -f "$CONF" || die "slurmctld did not start (see $DIR/log/slurmctld.log)"
-    fi
-    if ! pid_alive "$DIR/slurmd.pid"; then
-        "$SBIN/slurmd" -f "$CONF" || die "slurmd did not start (see $DIR/log/slurmd.log)"
-    fi
+    start_daemon slurmctld "$CTLD_PORT"
+    start_daemon slurmd "$SLURMD_PORT"
 }
 
 wait_idle() {
     export SLURM_CONF="$CONF"
     local state=""
     for _ in $(seq 120); do
+        pid_alive "$DIR/slurmctld.pid" || die "slurmctld exited (see $DIR/log/slurmctld.log)"
+        pid_alive "$DIR/slurmd.pid" || die "slurmd exited (see $DIR/log/slurmd.log)"
         state="$(sinfo -h -N -o '%T' 2>/dev/null | head -n 1 || true)"
         case "$state" in
             idle|mixed|allocated|completing) return 0 ;;
@@ -145,6 +172,8 @@ do_start() {
         return 0
     fi
     write_config
+    check_port slurmctld "$CTLD_PORT" SHADHO_SLURMCTLD_PORT
+    check_port slurmd "$SLURMD_PORT" SHADHO_SLURMD_PORT
     start_munge
     start_slurm
     wait_idle

@@ -268,12 +268,15 @@ def test_defaults_rank_assign_and_report():
     assert not s.baseline and s.reassign_every == 10
     hist = _histories(sps)
     rng = np.random.default_rng(1)
+    # Measured speeds with a comparative advantage (poly gains 8x on big, linear nothing):
+    # without one the scheduler makes the baseline's decisions (tests/test_guarantee.py).
+    gain = {"linear": 1.0, "rbf": 2.0, "poly": 8.0}
     for i in range(10):
         assert not s.due()
         sp = sps[i % 3]
         x = sp.sample(rng)
         hist[sp.id].complete(None, x, float(rng.random()))
-        s.observe(sp.id, "big", 2.0, 0.5, True)
+        s.observe(sp.id, "big" if i % 2 else "small", 8.0 / gain[sp.name] if i % 2 else 8.0, 0.5, True)
     assert s.due()
     rows = s.reassign(hist)
     assert not s.due()
@@ -321,6 +324,7 @@ def test_cost_aware_follows_expected_improvement():
     s.reassign(hist)
     trials = s.assignment.trials.sum(axis=1)  # expected trials per second of each space
     assert trials[0] > 2 * trials[1]
+    assert not s.guarantee  # cost aware: asked to drop spaces with no expected improvement
 
 
 def test_single_class_and_no_class():
@@ -381,13 +385,12 @@ def test_performance_term_formula_and_floor():
         make_scheduler(sps, CLASSES, share_floor=0.0)
 
 
-def test_sequential_ask_tell_concentrates_on_the_better_space(tmp_path):
-    """One class, two exclusive spaces, one clearly worse (every loss >= 2, the other's
-    <= 1): after 100 sequential ask/tell trials through Shadho the better space got
-    clearly more than half of them. Space b has more dimensions (higher complexity)
-    and a rougher loss (higher uncertainty) than a, as in bench/samplers.py's
-    conditional problem, where the raw uncertainty ratio used to cancel the
-    performance term and split the picks 50/50."""
+def test_sequential_ask_tell_on_one_class_makes_the_baselines_choices(tmp_path):
+    """One class, two exclusive spaces, one clearly worse: the heuristics have no
+    hardware to choose, so ON asks for exactly the spaces OFF asks for (same seed).
+    Before the baseline guarantee the performance term gave the better-looking space
+    most picks: a bet that lost wherever the early best losses misled (the two-class
+    pool of bench/heterogeneity.py)."""
     from shadho import Shadho
 
     spec = {"exclusive": True,
@@ -400,19 +403,20 @@ def test_sequential_ask_tell_concentrates_on_the_better_space(tmp_path):
         q = p["b"]
         return 2.0 + (q["u"] - 0.3) ** 2 + abs(q["v"] - 0.5) + abs(q["w"])
 
-    fractions = []
-    for seed in range(3):
-        opt = Shadho(f"seq{seed}", f, spec, quiet=True, method="random", seed=seed,
-                     backend=str(tmp_path / f"r{seed}.db"))
-        picks = []
-        for _ in range(100):
-            t = opt.ask()
-            picks.append(t.searchspace == "a")
-            opt.tell(t, f(t.params))
-        opt.close()
-        fractions.append(sum(picks) / len(picks))
-    assert min(fractions) > 0.5, fractions
-    assert sum(fractions) / len(fractions) >= 0.6, fractions
+    for seed in range(2):
+        picks = {}
+        for on in (True, False):
+            opt = Shadho(f"seq{seed}{on}", f, spec, quiet=True, method="random", seed=seed,
+                         backend=str(tmp_path / f"r{seed}{on}.db"), use_complexity=on, use_uncertainty=on)
+            seq = []
+            for _ in range(60):
+                t = opt.ask()
+                seq.append(t.searchspace)
+                opt.tell(t, f(t.params))
+            opt.close()
+            picks[on] = seq
+        assert picks[True] == picks[False]
+        assert 0.3 < picks[True].count("a") / 60 < 0.7
 
 
 def test_uncertainty_floor_scales_with_tasks_in_flight():

@@ -131,8 +131,9 @@ def test_heuristics_on_reach_a_target_sooner(tmp_path):
             ttt[mode] = r.time_to(0.015)
         if math.isfinite(ttt[True]) or math.isfinite(ttt[False]):
             ratios.append(ttt[False] / ttt[True])   # inf when only ON hit, 0 when only OFF did
-    # Typically ~2-3x (throughput and the performance term's share for 'good'); loose margin.
-    assert statistics.median(ratios) > 1.3, ratios
+    # Typically 1-2x: 'good' runs on 'big', where it gains 4x, and takes the surplus;
+    # 'bad' keeps the baseline's trial rate (the baseline guarantee), so ON never pays.
+    assert statistics.median(ratios) > 1.0, ratios
 
 
 def test_queue_model_orders_waiting_tasks_by_priority_like_work_queue():

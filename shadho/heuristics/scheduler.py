@@ -35,6 +35,14 @@ Modes:
   (its share never drops below the floor). Spaces without a result yet, and all
   spaces while fewer than two have one or when ``m = b*``, have ``P_s = 1``. It is
   scale free (only differences between spaces' best losses matter) and costs O(S).
+* the baseline guarantee (default, except when cost aware): budgets are raised
+  until every space gets at least the trials per second the hardware-oblivious
+  baseline would give it (:func:`.assignment.guarantee_baseline`), so the scores
+  only decide where the surplus of comparative advantage goes. Early signals can
+  point away from the space holding the optimum, and a search that gave that
+  space fewer trials than the baseline reached its target later than no
+  heuristics at all. With one class, or classes equally fast everywhere, there is
+  no surplus and the split is the baseline's.
 * ``cost_aware=True``: the score is further multiplied by each space's expected
   improvement over the best loss so far (relative to the largest; spaces without a
   fit count as the largest), so budgets follow expected improvement and the
@@ -58,7 +66,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from shadho.compute import ComputeClass
-from shadho.heuristics.assignment import Assignment, assign, shares_from_scores
+from shadho.heuristics.assignment import (Assignment, assign, baseline_trials, guarantee_baseline,
+                                          shares_from_scores)
 from shadho.heuristics.complexity import complexities
 from shadho.heuristics.strength import RuntimeModel
 from shadho.heuristics.uncertainty import Fit, expected_improvement, fit_surrogate
@@ -86,7 +95,15 @@ class Scheduler:
                  use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
                  reassign_every: int = 10, use_performance: bool = True,
                  share_floor: float = 0.5, uncertainty_floor: float = 0.1,
-                 performance_sharpness: float = 2.0) -> None:
+                 performance_sharpness: float = 2.0, guarantee: bool | None = None) -> None:
+        #: Every space gets at least the trials per second the baseline would give it
+        #: (default: on, except in the cost-aware mode, which is asked to drop spaces
+        #: with no expected improvement).
+        self.guarantee = (not cost_aware) if guarantee is None else bool(guarantee)
+        #: With the guarantee, the throughput gain over the baseline (learned speeds)
+        #: below which the scheduler makes the baseline's decisions.
+        self.min_gain = 0.05
+        self._neutral = False
         self.performance_sharpness = float(performance_sharpness)
         if not 0.0 <= uncertainty_floor <= 1.0:
             raise ValueError(f"uncertainty_floor must be in [0, 1], got {uncertainty_floor!r}")
@@ -130,6 +147,7 @@ class Scheduler:
         self._cum: list[list[float]] = []
         self._cum_all: list[float] = []
         self._prio: dict[str | None, dict[str, float]] = {k: {i: 0.0 for i in self._ids} for k in self.keys}
+        self._zero_prio = self._prio
         if not self.baseline and self.spaces:
             self._solve({})
 
@@ -145,8 +163,30 @@ class Scheduler:
         s, c = self._sidx.get(space_id), self._cidx.get(class_key)
         if ok and loss is not None and s is not None and loss < self._space_best[s]:
             self._space_best[s] = float(loss)
-        if s is not None and c is not None and runtime is not None:
-            self.runtimes.add(s, c, float(runtime), ok)
+        if s is not None and c is not None:
+            self.runtimes.add(s, c, None if runtime is None else float(runtime), ok)
+
+    def warm_start(self, results: Iterable[tuple[str, str | None, float | None, float | None, bool]]
+                   ) -> int:
+        """Learn from finished trials of an earlier run: ``(space_id, class_key, runtime,
+        loss, ok)`` each, as :meth:`observe` takes them. Unlike :meth:`observe` they answer
+        no pick of this run (the tasks-in-flight count behind the uncertainty floor is left
+        as it was) and trigger no reassignment. Returns the number of results learned.
+
+        Example:
+            >>> from shadho.spaces import split, uniform
+            >>> sp = split({'x': uniform(0, 1)})
+            >>> s = Scheduler(sp, [])
+            >>> s.warm_start([(sp[0].id, None, 2.0, 0.5, True)]), s.due(), s.parallelism
+            (1, False, 1)
+        """
+        n = 0
+        for space_id, class_key, runtime, loss, ok in results:
+            self.observe(space_id, class_key, runtime, loss, ok)
+            n += 1
+        self._since -= n
+        self._observed -= n
+        return n
 
     def warm_start(self, results: Iterable[tuple[str, str | None, float | None, float | None, bool]]
                    ) -> int:
@@ -192,7 +232,8 @@ class Scheduler:
                          "uncertainty": float(self._uncertainty[i]), "rank": int(a.rank[i]),
                          "performance": float(self._performance[i]),
                          "share": float(self._share[i]),
-                         "classes": [self.keys[c] for c in np.flatnonzero(a.mask[i])],
+                         "classes": (list(self.keys) if self._neutral
+                                     else [self.keys[c] for c in np.flatnonzero(a.mask[i])]),
                          "time": now})
         return rows
 
@@ -201,7 +242,7 @@ class Scheduler:
         self._picks += 1
         if self._picks - self._observed > self.parallelism:
             self.parallelism = self._picks - self._observed
-        if self.baseline:
+        if self.baseline or self._neutral:
             return self._ids[int(rng.integers(len(self._ids)))]
         c = self._cidx.get(class_key)
         cum = self._cum[c] if c is not None else self._cum_all
@@ -218,13 +259,13 @@ class Scheduler:
         1-core class ran 8 linear trials and 16 of the kernels the accelerator runs 4-8x
         faster). Ordered by the class's own weight, a queue favours the spaces where the
         class's comparative advantage lies."""
-        return self._prio
+        return self._zero_prio if self._neutral else self._prio
 
     # ------------------------------------------------------------ internals
 
     def weights(self) -> dict[str | None, dict[str, float]]:
         """Each class's pick distribution over space ids (uniform in the baseline)."""
-        if self.baseline or self.assignment is None:
+        if self.baseline or self._neutral or self.assignment is None:
             return {k: {i: 1.0 / len(self._ids) for i in self._ids} for k in self.keys}
         W = self.assignment.weights
         return {k: {i: float(W[s, c]) for s, i in enumerate(self._ids)} for c, k in enumerate(self.keys)}
@@ -287,12 +328,20 @@ class Scheduler:
 
     def _solve(self, histories: Mapping[str, History]) -> None:
         score = self.scores(histories)
-        L = -self.runtimes.log_runtime()
+        # Log successful trials per second: a pair that fails its trials buys nothing.
+        L = self.runtimes.log_success() - self.runtimes.log_runtime()
         share = shares_from_scores(score, self.share_floor)
         self._share = share
         warm = self.assignment.bids if self.assignment is not None else None
-        a = assign(score, L, self.runtimes.capacity(), share=share, iters=self.market_rounds, warm=warm)
+        cap = self.runtimes.capacity()
+        solve = guarantee_baseline if self.guarantee else assign
+        a = solve(score, L, cap, share=share, iters=self.market_rounds, warm=warm)
         self.assignment = a
+        # Nothing to gain from the hardware (one class, or no comparative advantage):
+        # make the baseline's decisions, so ON costs nothing where it cannot help.
+        self._neutral = self.guarantee and (
+            len(self.keys) < 2
+            or float(a.trials.sum()) < (1.0 + self.min_gain) * float(baseline_trials(L, cap).sum()))
         self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
         self._cum_all = np.cumsum(share).tolist()
         self._prio = {k: {i: float(a.weights[s, c]) if a.mask[s, c] else 0.0
@@ -300,14 +349,7 @@ class Scheduler:
                       for c, k in enumerate(self.keys)}
 
 
-def make_scheduler(spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass], *,
-                   use_complexity: bool = True, use_uncertainty: bool = True, cost_aware: bool = False,
-                   reassign_every: int = 10, use_performance: bool = True,
-                   share_floor: float = 0.5, uncertainty_floor: float = 0.1,
-                   performance_sharpness: float = 2.0) -> Scheduler:
-    """The scheduler the driver uses (see :class:`Scheduler`)."""
-    return Scheduler(spaces, classes, use_complexity=use_complexity, use_uncertainty=use_uncertainty,
-                     cost_aware=cost_aware, reassign_every=reassign_every,
-                     use_performance=use_performance, share_floor=share_floor,
-                     uncertainty_floor=uncertainty_floor,
-                     performance_sharpness=performance_sharpness)
+def make_scheduler(spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass],
+                   **settings: Any) -> Scheduler:
+    """The scheduler the driver uses: :class:`Scheduler` with ``settings`` as its keywords."""
+    return Scheduler(spaces, classes, **settings)

@@ -16,7 +16,12 @@ and estimates the log runtime of every pair, including pairs never run:
 
 With no data every pair's speed is the class's declared speed; with data each pair
 converges to its own measured mean, so a class's strength becomes a property of
-the pair. Failed trials are left out (a crash says nothing about speed).
+the pair. Failed trials are left out of the runtimes (a crash says nothing about
+speed) but counted in :meth:`RuntimeModel.log_success`, the log of each pair's share
+of trials that succeed: the pair's own rate shrunk toward its space's rate over all
+classes (with the weight of ``k_pair`` trials), itself shrunk toward 1 (``k_prior``),
+so a class that fails every trial of a space soon gets none of them while a space
+that fails everywhere keeps its standing among the classes.
 
 Example:
     >>> m = RuntimeModel(n_spaces=2, declared_speed=[1.0, 8.0])
@@ -45,11 +50,16 @@ class RuntimeModel:
         self.sum_log = np.zeros((n_spaces, C))
         self.count = np.zeros((n_spaces, C))
         self.busy = np.zeros(C)
+        self.tries = np.zeros((n_spaces, C))
+        self.fails = np.zeros((n_spaces, C))
         self.prior_b = -np.log(np.maximum(np.asarray(declared_speed, dtype=float), 1e-9))
         self.k_prior, self.k_pair, self.sweeps = k_prior, k_pair, sweeps
 
-    def add(self, s: int, c: int, runtime: float, ok: bool = True) -> None:
+    def add(self, s: int, c: int, runtime: float | None, ok: bool = True) -> None:
         """One finished trial of space ``s`` on class ``c`` that ran ``runtime`` seconds."""
+        self.tries[s, c] += 1
+        if not ok:
+            self.fails[s, c] += 1
         if runtime is None or not runtime > 0 or not math.isfinite(runtime):
             return
         self.busy[c] += runtime
@@ -74,6 +84,13 @@ class RuntimeModel:
                 b = (resid_b + k * self.prior_b) / (n.sum(axis=0) + k)
         fit = a[:, None] + b[None, :]
         return (n * m + self.k_pair * fit) / (n + self.k_pair)
+
+    def log_success(self) -> np.ndarray:
+        """``S x C`` log of the estimated share of trials that succeed (0 with no failures)."""
+        ok = self.tries - self.fails
+        space = (ok.sum(axis=1) + self.k_prior) / (self.tries.sum(axis=1) + self.k_prior)
+        rate = (ok + self.k_pair * space[:, None]) / (self.tries + self.k_pair)
+        return np.log(np.maximum(rate, 1e-6))
 
     def capacity(self) -> np.ndarray:
         """Relative capacity of each class: its busy seconds so far (equal until every
