@@ -188,28 +188,6 @@ class Scheduler:
         self._observed -= n
         return n
 
-    def warm_start(self, results: Iterable[tuple[str, str | None, float | None, float | None, bool]]
-                   ) -> int:
-        """Learn from finished trials of an earlier run: ``(space_id, class_key, runtime,
-        loss, ok)`` each, as :meth:`observe` takes them. Unlike :meth:`observe` they answer
-        no pick of this run (the tasks-in-flight count behind the uncertainty floor is left
-        as it was) and trigger no reassignment. Returns the number of results learned.
-
-        Example:
-            >>> from shadho.spaces import split, uniform
-            >>> sp = split({'x': uniform(0, 1)})
-            >>> s = Scheduler(sp, [])
-            >>> s.warm_start([(sp[0].id, None, 2.0, 0.5, True)]), s.due(), s.parallelism
-            (1, False, 1)
-        """
-        n = 0
-        for space_id, class_key, runtime, loss, ok in results:
-            self.observe(space_id, class_key, runtime, loss, ok)
-            n += 1
-        self._since -= n
-        self._observed -= n
-        return n
-
     def due(self) -> bool:
         return self._since >= self.reassign_every
 
