@@ -27,7 +27,7 @@ on an assumption (listed under notes). The results file is only read."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    from shadho.cli import _Parser, _positive_int, _positive_seconds
+    from shadho.cli import _Parser, _positive_int
 
     p = _Parser(prog="shadho plan", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE_TEXT,
                 description="Predict what a pool of workers does for a search, from its results: "
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exp", metavar="KEY", help="experiment (needed when the file holds several)")
     p.add_argument("--pool", required=True, metavar="CLASS=COUNT[xSLOTS],...",
                    help="workers per compute class (xSLOTS: trials each worker runs at once)")
-    p.add_argument("--hours", type=_positive_seconds, metavar="H", help="predict H hours of searching")
+    p.add_argument("--hours", type=_positive_hours, metavar="H", help="predict H hours of searching")
     p.add_argument("--trials", type=_positive_int, metavar="N",
                    help="predict the time N more trials take (default: the remaining budget); with "
                    "--hours and --cost: find the cheapest pool that runs N trials within H hours")
@@ -52,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulations")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     return p
+
+
+def _positive_hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hours, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of hours, got {text!r}")
+    return value
 
 
 def _line(label: str, value: Any, extra: str = "") -> str:

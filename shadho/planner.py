@@ -78,7 +78,16 @@ class Range:
 
     def __str__(self) -> str:
         star = "*" if self.assumed else ""
-        return f"{self.mid:.3g} ({self.low:.3g}-{self.high:.3g}){star}"
+        return f"{_num(self.mid)} ({_num(self.low)}-{_num(self.high)}){star}"
+
+
+def _num(x: float) -> str:
+    """Three significant digits, with thousands separated (``17,700``, ``0.0562``)."""
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) >= 1000:
+        return f"{float(f'{x:.3g}'):,.0f}"
+    return f"{x:.3g}"
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,8 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
         if horizon is not None and not extrapolated and run.makespan < horizon:
             window = run.makespan  # ran out early: measured up to its end, extrapolated below
         runs.append((run, window))
+    if scale > 1 or extrapolated:  # every figure rests on the scaling
+        a_spaces, a_classes = set(model.names), set(real)
     return _assemble(model, pool, real, scale, heuristics, runs, horizon, n_trials, prices, notes,
                      a_spaces, a_classes)
 
@@ -217,18 +228,19 @@ def _assemble(model: LearnedModel, pool: dict[str, tuple[int, int]], real: Mappi
             out["per_space"][names[t.space_id]] += per_h
             out["per_class"][t.compute_class or "default"] += per_h
         if n_trials is not None:
-            out["finish"] = (window * len(finished) and n_trials / (rate * k)) / 3600.0
+            out["finish"] = n_trials / (rate * k) / 3600.0 if rate > 0 else math.inf
         out["cost"] = sum(pool[c][0] * prices.get(c, 0.0) for c in real) * hours_win if prices else None
         per_run.append(out)
+    bound = any(r["load"] > 1.0 for r in per_run)
+    if bound:
+        notes.append("the master is the bottleneck: this pool asks for more trials per second than the "
+                     "master can dispatch (see its estimated time per trial); more workers add nothing")
+        a_spaces, a_classes = set(model.names), set(real)
     any_assumed = bool(notes)
 
     def rng_of(key: str, assumed: bool = any_assumed) -> Range:
         return Range.of([r[key] for r in per_run], assumed)
 
-    bound = any(r["load"] > 1.0 for r in per_run)
-    if bound:
-        notes.append("the master is the bottleneck: this pool asks for more trials per second than the "
-                     "master can dispatch (its time per trial, estimated, is below); more workers add nothing")
     return Prediction(
         heuristics="on" if heuristics else "off", pool=dict(pool), hours=rng_of("hours"),
         trials=rng_of("trials"), throughput=rng_of("throughput"),

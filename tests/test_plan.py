@@ -126,11 +126,11 @@ def test_cheapest_pool_finishes_in_time(searched):
 
 def test_assumed_class_is_flagged(searched):
     db, _ = searched
-    p = shadho.plan(db, pool="small=3,big=2,gpu=2", assume="gpu=4x:big", hours=0.1, samples=2)
+    p = shadho.plan(db, pool="small=3,big=2,gpu=2", assume="gpu=4x:big", hours=0.05, samples=2)
     pred = p.prediction
     assert pred.per_class["gpu"].assumed and not pred.per_class["small"].assumed
     assert pred.throughput.assumed and any("gpu is assumed 4x as fast as big" in n for n in pred.notes)
-    base = shadho.plan(db, pool="small=3,big=2", hours=0.1, samples=2).prediction
+    base = shadho.plan(db, pool="small=3,big=2", hours=0.05, samples=2).prediction
     assert pred.throughput.mid > 1.3 * base.throughput.mid
 
 
@@ -253,3 +253,22 @@ def test_cli_cheapest_pool_without_prices_counts_worker_hours(searched, capsys):
     out = capsys.readouterr().out
     assert "cheapest pool for 400 trials:" in out and "worker-hours (no --cost given)" in out
     assert "pools tried:" in out and "hours for 400 trials" in out
+
+
+@pytest.mark.parametrize("name", ["shadho.planner", "shadho.plan_model", "shadho.plan_inputs",
+                                  "shadho.plan_sim", "shadho.plan_search", "shadho.plan_cli",
+                                  "shadho.plan_report"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_results_without_compute_classes_plan_as_default(tmp_path):
+    db = tmp_path / "n.db"
+    simulate(SPEC, objective, {None: 2}, lambda s, p, c: 3.0, max_tasks=60, backend=str(db), seed=0)
+    p = shadho.plan(db, pool="default=4", hours=0.1, samples=1)
+    assert p.observed_pool == {"default": 2}
+    assert 2 * 0.1 * 3600 / 3.0 * 0.8 < p.prediction.trials.mid <= 4 * 0.1 * 3600 / 3.0
