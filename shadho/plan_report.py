@@ -49,7 +49,7 @@ def self_check(store: Any, exp: int) -> dict[str, Any]:
         raise PlanError("too few trials in one half of the search to check a plan")
     hours = (t1 - half) / 3600.0
     p = plan_trials(rows, first, settings, pool=dict(_observed_pool(first)), hours=hours,
-                    samples=_SAMPLES, max_sim_trials=2000)
+                    samples=_SAMPLES, max_sim_trials=1000)
     pred = p.prediction
     out = []
     for c, r in pred.per_class.items():

@@ -1,10 +1,11 @@
 """``shadho.plan`` against a real search on local Work Queue workers of two classes.
 
 A small version of ``bench/plan.py``: a 36 s search on one 1-core ``cpu`` worker and
-one 2-core ``accel`` worker (emulated speeds: the trials sleep), its results cut at
-half its time into a copy of the file, and the plan of the second half on the same
-pool from that copy. The bounds are looser than the benchmark's (15% overall, 25%
-per class, over 80 s runs): this run is short and the machine is shared.
+one 2-core ``accel`` worker (the benchmark's ``mild`` speeds, emulated: the trials
+sleep), its results cut at half its time into a copy of the file, and the plan of the
+second half on the same pool from that copy. The bounds are looser than the
+benchmark's (15% overall, 25% per class, over 80 s runs): this run is short and the
+machine is shared.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_plan_predicts_the_second_half_of_a_real_search(tmp_path):
     db, cut = str(tmp_path / "r.db"), str(tmp_path / "cut.db")
     pool = "cpu=1,accel=1"
     t0 = bench.real_search(db, 0, SECONDS, parse_pool(pool),
-                           bench.H.load_models(False).data, scale=3.0)
+                           bench.H.load_models(False).data, scale=3.0, profile="mild")
     half, end = t0 + SECONDS / 2, t0 + SECONDS
     bench.cut_copy(db, cut, half)
     real = bench.completions(db, half, end)
