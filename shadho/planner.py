@@ -143,12 +143,14 @@ def _notes(model: LearnedModel, slots: Mapping[str, int]) -> tuple[list[str], se
     unseen = model.assumed_pairs()
     for c in slots:
         j = model.cidx[c]
-        missing = [model.names[s] for s in range(len(model.names)) if unseen[s, j] and c not in model.assume]
+        missing = [s for s in range(len(model.names)) if unseen[s, j] and c not in model.assume]
         if missing:
-            notes.append(f"class {c} never ran {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: "
-                         "its runtime there is the additive fit")
+            guesses = ", ".join(f"{model.names[s]} ({math.exp(model.mu[s, j]):.3g} s)" for s in missing[:5])
+            notes.append(f"class {c} never ran {guesses}{' ...' if len(missing) > 5 else ''}: those runtimes "
+                         "are guessed from the other spaces' (an additive fit); a class may be much faster "
+                         "or slower at one space than at the others, so run a few trials there to know")
             classes.add(c)
-            spaces.update(missing)
+            spaces.update(model.names[s] for s in missing)
     for name in model.no_losses:
         notes.append(f"space {name} has no completed trial: its losses are the median loss")
         spaces.add(name)

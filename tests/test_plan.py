@@ -272,3 +272,15 @@ def test_results_without_compute_classes_plan_as_default(tmp_path):
     p = shadho.plan(db, pool="default=4", hours=0.1, samples=1)
     assert p.observed_pool == {"default": 2}
     assert 2 * 0.1 * 3600 / 3.0 * 0.8 < p.prediction.trials.mid <= 4 * 0.1 * 3600 / 3.0
+
+
+def test_a_pair_never_run_is_a_flagged_guess(searched):
+    db, _ = searched
+    rows, ts, settings = records(db)
+    ts = [t for t in ts if not (t.searchspace == "light" and t.compute_class == "big")]
+    p = plan_trials(rows, ts, settings, pool="small=3,big=2", hours=0.05, samples=1)
+    pred = p.prediction
+    note = [n for n in pred.notes if n.startswith("class big never ran light (")]
+    assert note and "guessed" in note[0] and "run a few trials there" in note[0]
+    assert pred.per_space["light"].assumed and pred.per_class["big"].assumed
+    assert not pred.per_space["heavy"].assumed and not pred.per_class["small"].assumed
