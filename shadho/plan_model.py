@@ -12,14 +12,19 @@ finished trials (nothing else: the objective is not needed):
   as its error (at least ``UNSEEN_SE``), and is flagged as an assumption. Within a
   pair, a trial's runtime is ``exp(mu + r)`` with ``r`` the residual (log runtime
   minus its pair's mean) of the nearest observed trial of the same space in the
-  working space, so runtimes that depend on the parameters are replayed too;
+  working space, so runtimes that depend on the parameters are replayed too. A pair never
+  observed lies between two guesses (:func:`_unseen_guess`): the additive fit, and the
+  mean of the classes that ran the space; the point estimate is their midpoint, each
+  draw any point between them;
 * failure rate of each pair: Jeffreys' posterior ``Beta(f + 1/2, n - f + 1/2)``;
   a space that failed ``CANNOT_RUN`` times or more on a class and never succeeded
   there cannot run on it;
 * each class: its slots (the peak number of its trials running at once, i.e. the
-  pool the search ran on) and its dead time per task, ``(slots x span - busy) / tasks``
-  over the latest half of the class's active span (the trials still running at its
-  end counted as half done): worker start-up, dispatch and the master's own latency, as
+  pool the search ran on) and its dead time per task: the mean time a task's slot
+  stood free before it started (:func:`_task_gaps`), over the latest half of the
+  class's active span, or with fewer than ``MIN_GAPS`` such waits
+  ``(slots x span - busy) / tasks`` (the trials still running at its end counted
+  with their expected, length-biased, age): worker start-up, dispatch and the master's own latency, as
   measured (shrunk toward the pooled figure of all classes with the weight of
   ``DEAD_PRIOR`` tasks). A trial that starts within ``BATCH_GAP`` of a same-space trial's
   finish on its class ran in the same task (``hyperparameters_per_task`` > 1); the
@@ -67,6 +72,8 @@ DEFAULT_SD = 0.3
 CLASS_PRIOR = 0.5
 #: Fraction of a class's span left out, oldest first, when measuring its dead time.
 RECENT = 0.5
+#: Task waits needed to measure a class's dead time from them (else from its idle time).
+MIN_GAPS = 3
 #: Tasks' worth of weight of the pooled dead time in each class's estimate.
 DEAD_PRIOR = 20.0
 #: Seconds between a trial's finish and the next one's start below which both ran in one task.
@@ -159,13 +166,39 @@ def _continuations(trials: Sequence[Trial]) -> int:
     return n
 
 
+def _task_gaps(trials: Sequence[Trial], since: float) -> list[float]:
+    """Seconds each task of one class waited for its slot, for the tasks started after
+    ``since``: a finish frees a slot, and the next task start that does not continue a
+    task (see :func:`_continuations`) takes the slot freed earliest (Work Queue fills
+    free slots in order). Tasks that found no freed slot (the first on each worker)
+    are left out."""
+    from collections import deque
+
+    events = sorted([(float(t.finish_time), 0, t.space_id) for t in trials]  # type: ignore[arg-type]
+                    + [(float(t.start_time), 1, t.space_id) for t in trials])  # type: ignore[arg-type]
+    free: deque[tuple[float, str]] = deque()
+    gaps = []
+    for when, kind, space in events:
+        if kind == 0:
+            free.append((when, space))
+            continue
+        cont = next((i for i, (f, sp) in enumerate(free) if sp == space and 0 <= when - f < BATCH_GAP), None)
+        if cont is not None:
+            del free[cont]
+        elif free:
+            freed, _ = free.popleft()
+            if when >= since:
+                gaps.append(when - freed)
+    return gaps
+
+
 def class_timing(trials: Sequence[Trial]) -> dict[str, float]:
     """Slots, tasks, dead time per task, span and busy seconds of one class's finished trials.
 
     The dead time is measured over the latest ``1 - RECENT`` of the span, and not before
     all the class's slots first ran at once (workers connecting one by one at the start
     are not a steady cost), to its last finish; the trials still running then are
-    counted as half done.
+    counted with their expected age.
     """
     timed = [t for t in trials if t.start_time is not None and t.finish_time is not None
              and t.finish_time >= t.start_time]
@@ -187,11 +220,36 @@ def class_timing(trials: Sequence[Trial]) -> dict[str, float]:
     busy = sum(max(0.0, b - max(a, full)) for a, b in spans)
     tasks = max(1, len(spans) - _continuations(timed))
     started = max(1, round(sum(a >= full for a, _ in spans) * tasks / len(spans)))
-    mean = sum(b - a for a, b in spans) / len(spans)
-    idle = peak * (last - full) - busy - max(0, peak - 1) * mean / 2
-    return {"slots": peak, "dead": max(0.0, idle / started), "span": last - first,
+    # At the end every slot but the one that finished last runs a trial begun earlier; a
+    # trial running at a given moment is length-biased, so its expected age is
+    # E[T^2] / (2 E[T]), not E[T] / 2 (a slot on a 9 s trial among 0.1 s ones).
+    durations = [b - a for a, b in spans]
+    age = sum(d * d for d in durations) / max(2 * sum(durations), 1e-12)
+    idle = peak * (last - full) - busy - max(0, peak - 1) * age
+    gaps = _task_gaps(timed, full)
+    dead = sum(gaps) / len(gaps) if len(gaps) >= MIN_GAPS else max(0.0, idle / started)
+    return {"slots": peak, "dead": dead, "span": last - first,
             "busy": sum(b - a for a, b in spans), "n": len(spans), "tasks": tasks,
             "first": first, "last": last}
+
+
+def _unseen_guess(mean: np.ndarray, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log runtimes with each unseen pair set between two guesses, and their difference.
+
+    ``mean`` holds the observed pairs' means and, elsewhere, the additive fit ``a_s + b_c``
+    (the class's average speed relative to the others carried over to the space). A class
+    is often much better or worse at one space than at the rest (a 1-core node as fast as
+    an accelerator at a linear model): the other guess is that the class runs the space as
+    fast as the classes that did run it (their mean). The point estimate is the midpoint
+    (in logs); the planner's draws take any point between the two.
+    """
+    obs = np.where(has, mean, np.nan)
+    counts = has.sum(axis=1, keepdims=True)
+    flat = np.where(counts > 0, np.nansum(np.nan_to_num(obs, nan=0.0), axis=1, keepdims=True)
+                    / np.maximum(counts, 1), mean)
+    unseen = ~has & (counts > 0)
+    delta = np.where(unseen, mean - flat, 0.0)
+    return np.where(unseen, mean - delta / 2, mean), delta
 
 
 @dataclass(frozen=True)
@@ -256,24 +314,26 @@ class LearnedModel:
         within = float(np.sqrt(np.nanmean(np.clip(var, 0, None)))) if np.isfinite(var).any() else DEFAULT_SD
         #: Spread of a trial's log runtime around its pair's mean (pooled over pairs).
         self.within_sd = within
-        # The additive fit alone (a pair's own mean given no weight) for the residual spread.
-        rm_add = RuntimeModel(len(self.spaces), [1.0] * len(self.seen), k_prior=CLASS_PRIOR, k_pair=1e12)
-        rm_add.sum_log, rm_add.count = sum_log, n_ok
-        additive = rm_add.log_runtime()
-        resid = (mean - additive)[n_ok > 1]
-        fit_sd = max(UNSEEN_SE, float(np.sqrt(np.mean(resid ** 2))) if resid.size else UNSEEN_SE)
-        se = np.where(has, within / np.sqrt(np.maximum(n_ok, 1)), math.hypot(fit_sd, within))
+        mean, delta = _unseen_guess(mean, has)
+        se = np.where(has, within / np.sqrt(np.maximum(n_ok, 1)), UNSEEN_SE)
         S, C = len(self.spaces), len(self.classes)
         self.mu, self.se = np.zeros((S, C)), np.zeros((S, C))
         self.n_ok, self.n_fail = np.zeros((S, C)), np.zeros((S, C))
         self.observed = np.zeros((S, C), dtype=bool)
         k = len(self.seen)
         self.mu[:, :k], self.se[:, :k], self.n_ok[:, :k], self.n_fail[:, :k] = mean, se, n_ok, n_fail
+        #: Unseen pairs: additive guess minus same-speed guess (0 elsewhere), see _unseen_guess.
+        self.delta = np.zeros((S, C))
+        self.delta[:, :k] = delta
         self.observed[:, :k] = has
         for name, a in self.assume.items():
             j, like = self.cidx[name], self.cidx[a.like]
             self.mu[:, j] = self.mu[:, like] - np.log([a.speed_on(n) for n in self.names])
             self.se[:, j], self.n_ok[:, j], self.n_fail[:, j] = self.se[:, like], n_ok[:, like], n_fail[:, like]
+            self.delta[:, j] = self.delta[:, like]
+        #: The column whose draw each class shares (an assumed class moves with its ``like``).
+        self.draw_column = [self.cidx[self.assume[c].like] if c in self.assume else j
+                            for j, c in enumerate(self.classes)]
 
     def _fit_classes(self) -> None:
         by_class: dict[str, list[Trial]] = {}
@@ -345,11 +405,16 @@ class LearnedModel:
         return ~self.observed
 
     def draw(self, rng: np.random.Generator | None) -> Draw:
-        """Pair means and failure rates: point estimates (``rng`` None) or one posterior draw."""
+        """Pair means and failure rates: point estimates (``rng`` None) or one posterior draw
+        (an unseen pair anywhere between its two guesses, see :func:`_unseen_guess`)."""
         a, b = self.n_fail + 0.5, self.n_ok + 0.5
         if rng is None:
             return Draw(np.zeros_like(self.mu), self.n_fail / np.maximum(self.n_fail + self.n_ok, 1))
-        return Draw(rng.standard_normal(self.mu.shape) * self.se, rng.beta(a, b))
+        lam = rng.uniform(0.0, 1.0, self.mu.shape)
+        offset = rng.standard_normal(self.mu.shape) * self.se + (lam - 0.5) * self.delta
+        fail = rng.beta(a, b)
+        cols = self.draw_column
+        return Draw(offset[:, cols], fail[:, cols])
 
     def _nearest(self, space_id: str, params: Mapping[str, Any]) -> tuple[int, int | None]:
         s = self.sidx[space_id]
