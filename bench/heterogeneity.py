@@ -40,6 +40,12 @@ worker pool, the same seeds, the same sampler and the same budget:
      accelerator is the better class for three kernels out of four, so there is
      little work the hardware-oblivious search misplaces.
 
+   * ``flat``, ``one``, ``failing``: pools where the heuristics have nothing to gain
+     (every class equally fast on every kernel; one class; the flat pool where ``cpu``
+     fails every rbf trial), and ``measured``: 1- and 2-core workers with the speeds
+     ``bench/measure_speeds.py`` measured here (see bench/heterogeneity_profiles.py).
+     Each row says whether its speeds are assumed or measured.
+
    No live fit (6 workers sharing 2 cores made fit times noise): the objective takes
    the loss from the same IDW surface as the sim and the emulated runtime from the
    measured table (``t1`` the nearest measured configuration's 1-core runtime, ``s``
@@ -98,62 +104,18 @@ sys.path.insert(0, os.path.dirname(HERE))
 from shadho import spaces  # noqa: E402
 from shadho.sim import simulate  # noqa: E402
 
-KERNELS = ("linear", "rbf", "sigmoid", "poly")
-#: Compute classes as add_compute_class keywords (what the scheduler is told).
-CLASSES = {"cpu1": {"resource": "cores", "value": 1},
-           "cpu4": {"resource": "cores", "value": 4},
-           "cpu16": {"resource": "cores", "value": 16},
-           "gpu": {"resource": "gpu_name", "value": "A100", "cores": 4, "gpus": 1}}
-#: The assumed speed-up of each kernel on each class over one core (never told to
-#: the scheduler). liblinear does not parallelise and loses to transfers on a GPU;
-#: kernel SVMs parallelise over kernel rows on many cores and vectorise on a GPU.
-SPEED = {"linear": {"cpu1": 1.0, "cpu4": 1.0, "cpu16": 1.0, "gpu": 0.5},
-         "rbf": {"cpu1": 1.0, "cpu4": 2.0, "cpu16": 3.0, "gpu": 30.0},
-         "sigmoid": {"cpu1": 1.0, "cpu4": 1.5, "cpu16": 3.0, "gpu": 20.0},
-         "poly": {"cpu1": 1.0, "cpu4": 4.0, "cpu16": 8.0, "gpu": 10.0}}
-POOL150 = {"cpu1": 60, "cpu4": 40, "cpu16": 30, "gpu": 20}
+from heterogeneity_profiles import (CLASSES, KERNELS, POOL150, PROFILES, REAL_POOL,  # noqa: E402,F401
+                                    REAL_SCALE, SPEED, TWO_SCALE, TWO_SPEED, real_profile)
+
 #: Neighbours of the simulated loss surface (see :meth:`Table.loss`).
 IDW_K = 4
 #: Real runs. Each Work Queue task runs REAL_HPT trials of one space (amortising
-#: Python start-up). Two emulated pools (``--real-profiles``):
-#: * ``paper``: the sim150 classes in miniature, REAL_POOL workers, the same SPEED
-#:   profile; runtime = REAL_SCALE x measured 1-core runtime / SPEED[kernel][class].
-#: * ``two``: two classes, ``cpu`` (2 workers x 1 core) and ``accel`` (2 x 2 cores),
-#:   TWO_SPEED; runtime = TWO_SCALE x measured 1-core runtime x the kernel's best
-#:   speed / its speed on the class (every kernel's best class takes TWO_SCALE x t1).
+#: Python start-up); pools and speed profiles: bench/heterogeneity_profiles.py.
 REAL_HPT = 2
-REAL_SCALE = 30.0
-REAL_POOL = {"cpu1": 2, "cpu4": 2, "cpu16": 1, "gpu": 1}
-TWO_SCALE = 10.0
 #: Seconds a real task spends outside its trials (worker start-up, transfers), as the
 #: simulated real runs model it, and their trial cap (above what the wall budget allows).
 REAL_OVERHEAD = 0.25
 SIMREAL_TASKS = 2500
-TWO_SPEED = {"linear": {"cpu": 1.0, "accel": 0.5}, "rbf": {"cpu": 1.0, "accel": 8.0},
-             "sigmoid": {"cpu": 1.0, "accel": 4.0}, "poly": {"cpu": 1.0, "accel": 4.0}}
-
-
-def real_profile(name: str) -> dict[str, Any]:
-    """Workers, compute classes, speeds and runtime scaling of one emulated real pool."""
-    if name == "paper":
-        workers = []
-        for cls, n in REAL_POOL.items():
-            res = {k: v for k, v in CLASSES[cls].items() if k in ("cores", "gpus")}
-            cores = res.get("cores", CLASSES[cls]["value"])
-            workers += [{"cores": cores, "gpus": res.get("gpus", 0), "features": {"cls": cls}}] * n
-        classes = [{"name": cls, "resource": "cls", "value": cls,
-                    "cores": CLASSES[cls].get("cores", CLASSES[cls]["value"]),
-                    **({"gpus": CLASSES[cls]["gpus"]} if "gpus" in CLASSES[cls] else {})} for cls in REAL_POOL]
-        return {"workers": workers, "classes": classes, "speed": SPEED, "scale": REAL_SCALE,
-                "relative": False, "pool": dict(REAL_POOL)}
-    if name == "two":
-        workers = ([{"cores": 1, "features": {"cls": "cpu"}}] * 2
-                   + [{"cores": 2, "features": {"cls": "accel"}}] * 2)
-        classes = [{"name": "cpu", "resource": "cls", "value": "cpu", "cores": 1},
-                   {"name": "accel", "resource": "cls", "value": "accel", "cores": 2}]
-        return {"workers": workers, "classes": classes, "speed": TWO_SPEED, "scale": TWO_SCALE,
-                "relative": True, "pool": {"cpu": 2, "accel": 2}}
-    raise ValueError(f"unknown real profile {name!r} (paper, two)")
 
 
 def svc_spec() -> dict[str, Any]:
@@ -312,6 +274,7 @@ def compare(on: list, off: list, target: float) -> dict[str, Any]:
     med["thr_ratio"] = thr_ratio
     med["ttt_ratio"] = statistics.median(ttt) if ttt else float("nan")
     med["ttt_ratios"] = ttt
+    med["lose_share"] = sum(r < 1.0 for r in ttt) / len(ttt) if ttt else float("nan")
     med["reached_on"] = sum(math.isfinite(r["ttt_on"]) for r in rows)
     med["reached_off"] = sum(math.isfinite(r["ttt_off"]) for r in rows)
     med["n"] = len(rows)
@@ -422,6 +385,12 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str) -> 
         best = max(speeds[name].values()) if relative else 1.0
         return scale * table.base_runtime(params) * best / speeds[name][cls]
 
+    names = {sp.id: sp.name for sp in spaces.split(svc_spec())}
+    fail = profile.get("fail", frozenset())
+
+    def failure_rate(space_id: str, cls: str) -> float:
+        return 1.0 if (names.get(space_id), cls) in fail else 0.0
+
     out: dict[str, list] = {"on": [], "off": []}
     for seed in range(seeds):
         for mode in ("on", "off"):
@@ -429,11 +398,13 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str) -> 
             r = simulate(svc_spec(), table.loss, profile["pool"], runtime, max_tasks=SIMREAL_TASKS,
                          method="tpe", compute_classes=profile["classes"], use_complexity=flag,
                          use_uncertainty=flag, seed=seed, noise=0.2, queue_margin="auto",
-                         task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT)
+                         task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT,
+                         failure_rate=failure_rate)
             out[mode].append(r.window(seconds))
     target = off_target(out["off"])
     m = compare(out["on"], out["off"], target)
     m["target"] = target
+    m["provenance"] = profile["provenance"]
     return m, out
 
 
@@ -463,6 +434,7 @@ def make_real_objective(data: dict[str, Any], profile: dict[str, Any], k: int = 
                         np.array([r["loss"] for r in d["rows"]]), np.array([r["seconds"] for r in d["rows"]]))
     encoders = {sp.name: sp.encode for sp in spaces.split(svc_spec())}
     speeds, scale, relative = profile["speed"], profile["scale"], profile["relative"]
+    fail = frozenset(profile.get("fail", frozenset()))
     # A plain dict, not a call into this module: cloudpickle ships the closure by value
     # only for what it captures, and workers cannot import this script.
     by_resources = class_by_resources(profile["classes"])
@@ -490,6 +462,8 @@ def make_real_objective(data: dict[str, Any], profile: dict[str, Any], k: int = 
         best = max(speeds[kernel].values()) if relative else 1.0
         emulated = scale * t1 * best / speeds[kernel][cls]
         time.sleep(max(0.0, emulated - (time.perf_counter() - t0)))
+        if (kernel, cls) in fail:
+            raise RuntimeError(f"{kernel} always fails on {cls} (profile 'failing')")
         return {"loss": loss, "base_seconds": t1, "emulated_seconds": emulated, "class": cls}
 
     return real_objective
@@ -533,6 +507,7 @@ def run_real(table_data: dict[str, Any], seeds: int, seconds: float,
     target = off_target(out["off"])
     m = compare(out["on"], out["off"], target)
     m["target"] = target
+    m["provenance"] = profile["provenance"]
     return m, out
 
 
@@ -573,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks10k", type=int, default=None, help="sim10k trial budget (default 60000)")
     ap.add_argument("--real-seeds", type=int, default=None, help="seeds of each real run (default 10)")
     ap.add_argument("--real-profiles", default="paper",
-                    help="emulated real pools, comma separated: paper (default), two")
+                    help=f"emulated real pools, comma separated: {', '.join(PROFILES)} (default paper)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "heterogeneity"),
                     help="output prefix (.txt table, .png plot)")
     ap.add_argument("--real-seconds", type=float, default=None,
@@ -611,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name: str, m: dict[str, Any]) -> str:
         per_seed = " ".join(f"{r:.2f}" for r in m["ttt_ratios"])
-        return fmt_row(name, m) + f"   target {m['target']:.5f}  TTT ratio per seed: {per_seed}"
+        return (fmt_row(name, m) + f"   target {m['target']:.5f}  ON loses {m['lose_share']:.0%} of seeds"
+                f"  [{m.get('provenance', 'assumed')}]  TTT ratio per seed: {per_seed}")
     if "sim150" in parts:
         m, runs = run_sim150(table, seeds, tasks, "tpe")
         curves["sim150 (150 workers, SVC/digits)"] = runs

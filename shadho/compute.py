@@ -13,15 +13,19 @@ class ComputeClass:
     """A group of workers that share hardware, and the Work Queue category of its tasks.
 
     ``resource='cores'|'memory'|'disk'|'gpus'`` sets that resource of the class's
-    category; any other resource (``'gpu_name'``, ``'feature'``, ``'cluster'``...)
-    is a worker feature ``resource=value``: tasks of the class only run on workers
-    started with ``--feature resource=value``. ``cores=``, ``memory=`` (MB),
-    ``disk=`` (MB) and ``gpus=`` give the category's full allocation.
+    category; ``resource='feature'`` (as in the original SHADHO) requires the worker
+    feature named by ``value`` itself (``work_queue_worker --feature titanx``); any other
+    resource (``'gpu_name'``, ``'cluster'``...) is a worker feature ``resource=value``:
+    tasks of the class only run on workers started with ``--feature resource=value``.
+    ``cores=``, ``memory=`` (MB), ``disk=`` (MB) and ``gpus=`` give the category's full
+    allocation.
 
     Example:
         >>> c = ComputeClass('gpu', 'gpu_name', 'NVIDIA-H100', gpus=1)
         >>> c.feature, c.resources
         ('gpu_name=NVIDIA-H100', {'gpus': 1})
+        >>> ComputeClass('titan', 'feature', 'titanx').feature
+        'titanx'
         >>> ComputeClass('big', 'cores', 16).resources
         {'cores': 16}
     """
@@ -60,6 +64,8 @@ class ComputeClass:
         """The worker feature tasks of this class require, or None."""
         if self.resource in ALLOCATED:
             return None
+        if self.resource == "feature":
+            return str(self.value)
         return f"{self.resource}={self.value}"
 
     @property

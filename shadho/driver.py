@@ -15,17 +15,22 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from shadho.compute import ALLOCATED, ComputeClass
+from shadho.compute import ComputeClass
+from shadho.config import LegacyConfig, add_legacy_files, configure, did_you_mean, legacy_kwargs
 from shadho.errors import ShadhoError
 from shadho.heuristics.scheduler import Scheduler
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings, TaskSpec, TrialOutcome
 from shadho.samplers import History, make_sampler
 from shadho.spaces import SearchSpace, split
 from shadho.store import ResultsStore, TrialUpdate
+from shadho.summary import exit_after_interrupt, say_end, say_resume
+from shadho.original_api import OriginalApi
+from shadho.tracebacks import SourceMap
 from shadho.trial import Trial, TrialState
 
 log = logging.getLogger("shadho")
@@ -37,7 +42,7 @@ class _Stop(Exception):
     """Raised from the SIGTERM handler to stop the loop cleanly."""
 
 
-class Shadho:
+class Shadho(OriginalApi):
     """A hyperparameter search over a nested-dict spec.
 
     Args:
@@ -77,6 +82,7 @@ class Shadho:
         "task_timeout": None, "hyperparameters_per_task": 1, "password": None, "port": 0,
         "name": None, "catalog": None, "worker_python": None, "reassign_every": 10,
         "cost_aware": False, "memory_mb": None, "sampler_options": None, "worker_options": None,
+        "retry_failed": False,
     }
 
     def __init__(self, exp_key: str, cmd: Callable[..., Any] | str, spec: Mapping[str, Any],
@@ -86,10 +92,12 @@ class Shadho:
                  use_complexity: bool = True, use_uncertainty: bool = True,
                  manager: str | ExecutionManager | None = None, local_workers: Any = None,
                  quiet: bool = False, **options: Any) -> None:
+        options, legacy = legacy_kwargs(options)
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:
             valid = sorted(list(inspect.signature(Shadho.__init__).parameters)[1:-1] + list(self._OPTIONS))
-            raise TypeError(f"Shadho() got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+            hint = "".join(did_you_mean(u, valid) for u in unknown[:1])
+            raise TypeError(f"Shadho() got unknown argument(s) {', '.join(unknown)}{hint}; valid: {', '.join(valid)}")
         if not isinstance(exp_key, str) or not exp_key:
             raise ValueError(f"exp_key must be a non-empty string, got {exp_key!r}")
         if not (callable(cmd) or (isinstance(cmd, str) and cmd.strip())):
@@ -167,6 +175,9 @@ class Shadho:
         self.use_complexity = use_complexity
         self.use_uncertainty = use_uncertainty
         self.manager_choice = manager if manager is not None else ("local" if callable(cmd) else "workqueue")
+        if self.manager_choice == "workqueue":
+            from shadho.managers.wq_setup import require_work_queue
+            require_work_queue()  # before any file exists: the fix, not a traceback at run()
         self.local_workers = local_workers
         self.quiet = quiet
         self.compute_classes: list[ComputeClass] = []
@@ -185,33 +196,13 @@ class Shadho:
         self._best_loss: float | None = None
         self._scheduler: Scheduler | None = None
         self._manager: ExecutionManager | None = None
-
-    # ------------------------------------------------------------ original API
-
-    def add_input_file(self, localpath: str, remotepath: str | None = None, cache: bool = True) -> None:
-        """Ship ``localpath`` into every task's sandbox (as ``remotepath``)."""
-        if not os.path.exists(localpath):
-            raise ValueError(f"add_input_file: {localpath!r} does not exist")
-        self.input_files.append(FileSpec(localpath, remotepath or os.path.basename(localpath), cache))
-
-    def add_output_file(self, localpath: str, remotepath: str | None = None, cache: bool = False) -> None:
-        """Fetch ``remotepath`` from every task's sandbox back to ``localpath``."""
-        self.output_files.append(FileSpec(localpath, remotepath or os.path.basename(localpath), cache))
-
-    def add_compute_class(self, name: str, resource: str, value: Any, max_queued_tasks: int = 100,
-                          **resources: Any) -> ComputeClass:
-        """Add a group of workers: ``resource`` in cores/memory/disk/gpus sizes its category,
-        any other resource is a worker feature ``resource=value``; ``cores=``, ``memory=``,
-        ``disk=``, ``gpus=`` give the full allocation."""
-        bad = sorted(set(resources) - set(ALLOCATED))
-        if bad:
-            raise TypeError(f"add_compute_class got unknown argument(s) {', '.join(bad)}; "
-                            f"valid: {', '.join(ALLOCATED)}")
-        if any(c.name == name for c in self.compute_classes):
-            raise ValueError(f"compute class {name!r} already exists")
-        cc = ComputeClass(name, resource, value, max_queued_tasks, **resources)
-        self.compute_classes.append(cc)
-        return cc
+        self._sources = SourceMap.of(cmd) if callable(cmd) else SourceMap({})
+        self.config = LegacyConfig(self.manager_choice if isinstance(self.manager_choice, str) else None,
+                                   o["name"], o["port"], o["password"])
+        for key, why, value in legacy:
+            warnings.warn(f"Shadho(): {why}", DeprecationWarning, stacklevel=2)
+            if key == "files":
+                add_legacy_files(self, value)
 
     # ------------------------------------------------------------ store
 
@@ -235,6 +226,7 @@ class Shadho:
             store.conn.close()
             raise
         self._store, self._exp = store, exp
+        say_resume(self, store, exp)  # what resume found; retry_failed=True re-queues failures
         self._histories = {s.id: History(s.dim) for s in self.spaces}
         base = [self.seed] if self.seed is not None else []
         for i, s in enumerate(self.spaces):
@@ -242,8 +234,8 @@ class Shadho:
             self._rngs[s.id] = np.random.default_rng(ss)
         self._rng = np.random.default_rng(np.random.SeedSequence(base + [10**6]) if base else None)
         self._requeue.clear()
-        self._created = 0
         waiting = set(store.requeue_running(exp))
+        self._created = 0  # retries count toward max_tasks, yet run even when it is reached
         for t in store.iter_trials(exp):
             self._created += 1
             self._attempts[t.id] = t.attempts
@@ -373,7 +365,8 @@ class Shadho:
                                            finish_time=o.finish_time, compute_class=o.compute_class))
             else:
                 hist.fail(o.trial_id)
-                updates.append(TrialUpdate(o.trial_id, TrialState.FAILED, error=o.error or "unknown error",
+                error = self._sources.restore(o.error)  # the user's file and line, not <dynamic-code>
+                updates.append(TrialUpdate(o.trial_id, TrialState.FAILED, error=error or "unknown error",
                                            worker=o.worker, start_time=o.start_time,
                                            finish_time=o.finish_time, compute_class=o.compute_class))
             scheduler.observe(space_id, o.compute_class, runtime, o.loss if o.ok else None, o.ok)
@@ -454,6 +447,7 @@ class Shadho:
         """
         from shadho.progress import make_progress
 
+        configure(self)  # opt.config (the original's way) changes options up to here
         self._open()
         manager = self._manager = self._make_manager()
         settings = RunSettings(
@@ -470,7 +464,7 @@ class Shadho:
             old_handler = signal.signal(signal.SIGTERM, _on_term)
         start = time.time()
         deadline = math.inf if self.timeout is None else start + self.timeout
-        last_beat = 0.0
+        last_beat, interrupted = 0.0, False
         try:
             manager.start(settings)
             self._reassign()
@@ -496,9 +490,11 @@ class Shadho:
                     st = manager.status()
                     self.store.set_progress(self._exp, {**st, "in_flight": manager.in_flight})
                     progress.update(done=counts["COMPLETE"], failed=counts["FAILED"],
-                                    running=manager.in_flight, workers=st.get("workers", 0),
+                                    running=min(st.get("running", 0), manager.in_flight),
+                                    dispatched=manager.in_flight, workers=st.get("workers", 0),
                                     best=self._best_loss)
-        except (KeyboardInterrupt, _Stop):
+        except (KeyboardInterrupt, _Stop) as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
             log.warning("shadho: stopping on request; unfinished trials will re-run on resume")
         finally:
             try:
@@ -519,6 +515,9 @@ class Shadho:
             progress.close()
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
+        say_end(self.exp_key, self.trials, time.time() - start, self.quiet)
+        if interrupted:
+            exit_after_interrupt()  # status 130 after the clean stop, as Ctrl-C should
         return self.trials
 
     # ------------------------------------------------------------ results

@@ -1,4 +1,4 @@
-"""The plan section of ``shadho report``: predicted vs observed throughput.
+"""The plan section of ``shadho report`` (one of its ``SECTIONS``): predicted vs observed throughput.
 
 The search checks its own planner: :func:`shadho.planner.plan_trials` learns from
 the trials finished in the first half of the search's time and plans the second
@@ -9,7 +9,7 @@ split (fewer than ``MIN_TRIALS`` finished trials in either half) gets a sentence
 saying so instead.
 
 Example:
-    >>> 'Plan' in plan_section_html(None, None)
+    >>> 'nothing to plan from' in plan_section_html(None, [], {})
     True
 """
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 from shadho.errors import ShadhoError
 from shadho.trial import TrialState
 
-__all__ = ["plan_section_html", "with_plan_section", "self_check"]
+__all__ = ["plan_section", "plan_section_html", "self_check"]
 
 MIN_TRIALS = 10
 _SAMPLES = 3
 
 
-def self_check(store: Any, exp: int) -> dict[str, Any]:
+def self_check(rows: list[dict[str, Any]], trials: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Plan the second half of the search from its first half; compare with what it did.
 
     Returns ``{'hours', 'pool', 'rows': [(kind, name, observed/h, Range)], 'notes'}``.
@@ -37,7 +37,6 @@ def self_check(store: Any, exp: int) -> dict[str, Any]:
     from shadho.plan_model import DEFAULT_CLASS, PlanError
     from shadho.planner import plan_trials
 
-    rows, trials, settings = store.spaces(exp), store.trials(exp), store.settings(exp)
     done = [t for t in trials if t.state.finished and t.start_time is not None and t.finish_time is not None]
     if len(done) < 2 * MIN_TRIALS:
         raise PlanError(f"{len(done)} finished trials: too few to check a plan (needs {2 * MIN_TRIALS})")
@@ -72,13 +71,14 @@ def _observed_pool(trials: list[Any]) -> dict[str, int]:
     return {c: max(1, int(class_timing(ts)["slots"])) for c, ts in by.items()}
 
 
-def plan_section_html(store: Any, exp: int | None) -> str:
+def plan_section_html(rows: list[dict[str, Any]] | None, trials: list[Any],
+                      settings: dict[str, Any]) -> str:
     """The section as HTML (a heading, a sentence and a table, or a sentence why not)."""
     head = "<h2>Plan check: predicted vs observed throughput</h2>\n"
-    if store is None or exp is None:
+    if not rows:
         return head + "<p>No experiment yet: nothing to plan from.</p>\n"
     try:
-        chk = self_check(store, exp)
+        chk = self_check(rows, trials, settings)
     except (ShadhoError, ValueError) as exc:
         return head + f"<p>No plan check: {html.escape(str(exc))}.</p>\n"
     from shadho.plan_inputs import format_pool
@@ -97,10 +97,7 @@ def plan_section_html(store: Any, exp: int | None) -> str:
             + (f"<ul>{notes}</ul>\n" if notes else ""))
 
 
-def with_plan_section(page: str, store: Any, exp: int | None) -> str:
-    """``page`` (the report's HTML) with the plan section put before its plots."""
-    marker = "<h2>Plots</h2>"
-    section = plan_section_html(store, exp)
-    if marker in page:
-        return page.replace(marker, section + marker, 1)
-    return page.replace("</body>", section + "</body>", 1)
+def plan_section(data: Any) -> str:
+    """The section of ``shadho report`` (one of :data:`shadho.report.SECTIONS`), from its
+    :class:`~shadho.report_data.ReportData`."""
+    return plan_section_html(data.spaces, data.trials, data.settings)

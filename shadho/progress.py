@@ -42,12 +42,25 @@ class Progress:
         best = s.get("best")
         best_txt = f"{best:.6g}" if isinstance(best, (int, float)) else "-"
         _info(f"shadho: {s.get('done', 0)}{budget} trials done, {s.get('failed', 0)} failed, "
-              f"{s.get('running', 0)} running, {s.get('workers', 0)} workers, best loss {best_txt}, "
+              f"{_in_flight(s)}, {s.get('workers', 0)} workers, best loss {best_txt}, "
               f"{time.time() - self._t0:.0f}s elapsed")
 
     def close(self) -> None:
         if not self.quiet:
             self._emit()
+
+
+def _in_flight(s: dict[str, Any]) -> str:
+    """Tasks executing on workers, and those dispatched but still waiting in worker queues.
+
+    Example:
+        >>> _in_flight({'running': 2, 'dispatched': 5}), _in_flight({'running': 3})
+        ('2 executing, 3 queued on workers', '3 executing')
+    """
+    running = int(s.get("running", 0) or 0)
+    if "dispatched" not in s:
+        return f"{running} executing"
+    return f"{running} executing, {max(0, int(s['dispatched']) - running)} queued on workers"
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

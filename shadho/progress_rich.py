@@ -25,6 +25,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from shadho.progress import Progress as PlainProgress
+from shadho.progress import _in_flight
 
 
 class RichProgress(PlainProgress):
@@ -64,7 +65,7 @@ class RichProgress(PlainProgress):
         failed = s.get("failed", 0)
         return (f"best [green]{best_txt}[/]"
                 + (f"  [red]{failed} failed[/]" if failed else "")
-                + f"  {s.get('running', 0)} running  {s.get('workers', 0)} workers")
+                + f"  {_in_flight(s)}  {s.get('workers', 0)} workers")
 
     def update(self, **state: Any) -> None:
         self._state = state

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from shadho.compound import Scope, dependent, expand, repeat, restore, sequential
 from shadho.errors import SpecError
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "uniform", "ln_uniform", "log10_uniform", "log2_uniform",
     "normal", "ln_normal", "log10_normal", "log2_normal",
     "randint", "ln_randint", "log10_randint", "log2_randint",
-    "choice", "exhaustive", "scope", "MAX_SPACES",
+    "choice", "exhaustive", "scope", "MAX_SPACES", "repeat", "sequential", "dependent",
 ]
 
 #: Splitting a spec into more spaces than this raises SpecError (a product blew up).
@@ -436,7 +437,7 @@ def scope(exclusive: bool = False, optional: bool = False, **children: Any) -> d
         >>> scope(exclusive=True, a={'x': uniform(0, 1)}, b={'y': 1})['exclusive']
         True
     """
-    out: dict[str, Any] = dict(children)
+    out: dict[str, Any] = Scope(children)  # children are attributes too, as in the original
     if exclusive:
         out["exclusive"] = exclusive
     if optional:
@@ -495,7 +496,7 @@ class SearchSpace:
             for key in path[:-1]:
                 node = node[key]
             node[path[-1]] = dom.value(w)
-        return out
+        return restore(out)  # compound domains (shadho.compound) back to lists / derived values
 
     def flat(self, x: Sequence[float]) -> dict[str, Any]:
         """Dotted path -> value for the sampled dimensions only."""
@@ -631,7 +632,7 @@ def split(spec: Mapping[str, Any]) -> list[SearchSpace]:
         raise SpecError(f"<root>: the spec must be a dict, got {type(spec).__name__}")
     out: list[SearchSpace] = []
     seen: dict[str, int] = {}
-    for tokens, sub in _split(spec, ()):
+    for tokens, sub in _split(expand(spec), ()):  # compound domains as marked dicts
         paths: list[tuple[str, ...]] = []
         domains: list[Domain] = []
         template = _collect({} if sub is _ABSENT else sub, (), paths, domains)

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import heterogeneity as H  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["paper", "two"])
+@pytest.mark.parametrize("name", H.PROFILES)
 def test_profiles_have_one_class_per_cores_gpus_pair(name):
     prof = H.real_profile(name)
     by_resources = H.class_by_resources(prof["classes"])

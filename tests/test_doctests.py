@@ -15,6 +15,9 @@ MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shad
            "shadho.heuristics.complexity", "shadho.heuristics.uncertainty", "shadho.heuristics.assignment",
            "shadho.heuristics.strength", "shadho.sim", "shadho.samplers.tpe", "shadho.samplers.gp",
            "shadho.samplers.random", "shadho.managers.workqueue", "shadho.demo"]
+MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadho.report_params",
+            "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
+            "shadho.status_rich"]
 
 
 @pytest.mark.parametrize("name", MODULES)

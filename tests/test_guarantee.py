@@ -116,3 +116,40 @@ def test_simulated_flat_pool_runs_exactly_the_baseline():
                      use_complexity=on, use_uncertainty=on, seed=3, noise=0.1)
         runs[on] = [(t.searchspace, t.compute_class, round(t.loss, 12)) for t in r.trials]
     assert runs[True] == runs[False]
+
+
+def _model_with(interaction: float, seed: int = 0, n: int = 12):
+    from shadho.heuristics.strength import RuntimeModel
+    rng = np.random.default_rng(seed)
+    m = RuntimeModel(3, [1.0, 2.0])
+    for _ in range(n):
+        for s in range(3):
+            for c in range(2):
+                gain = interaction if (s == 0 and c == 1) else 1.0
+                # runtimes spread 3x within a pair (configurations differ), class 1 twice as fast
+                m.add(s, c, float(np.exp(rng.normal(0, 0.6))) * (1 + s) / (1 + c) / gain)
+    return m
+
+
+def test_runtime_noise_is_not_taken_for_comparative_advantage():
+    from shadho.heuristics.assignment import comparative_advantage
+    for seed in range(5):
+        A = comparative_advantage(-_model_with(1.0, seed).log_runtime())
+        np.testing.assert_allclose(A, 0.0, atol=1e-4)
+
+
+def test_a_real_interaction_is_learned():
+    from shadho.heuristics.assignment import comparative_advantage
+    A = comparative_advantage(-_model_with(8.0).log_runtime())
+    assert A[0, 1] > 0.5   # space 0 gains 8x on class 1: log(8) / 4 ~ 0.52 after centring
+
+
+def test_planning_uses_the_mean_runtime():
+    from shadho.heuristics.strength import RuntimeModel
+    m = RuntimeModel(1, [1.0])
+    rng = np.random.default_rng(0)
+    t = np.exp(rng.normal(0, 1.0, 4000))
+    for x in t:
+        m.add(0, 0, float(x))
+    assert abs(float(np.exp(m.log_mean_runtime()[0, 0])) / t.mean() - 1) < 0.1
+    assert float(np.exp(m.log_runtime()[0, 0])) < 0.75 * t.mean()   # the median is not the mean

@@ -226,13 +226,14 @@ def test_report_has_a_plan_check_section(searched, tmp_path):
     assert main(["report", str(db), "-o", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "index.html").read_text()
     assert digest(db) == before
-    section = page[page.index("Plan check"):page.index("<h2>Plots</h2>")]
+    start = page.index("Plan check")
+    section = page[start:page.index("</table>", start)]
     assert "predicted" in section and "observed" in section
     for name in ("small", "big", "heavy", "light", "all"):
         assert f"<td>{name}</td>" in section
     from shadho.plan_report import self_check
-    with ResultsStore(str(db), readonly=True) as st:
-        chk = self_check(st, st.experiment_id("sim"))
+    rows, ts, settings = records(db)
+    chk = self_check(rows, ts, settings)
     total = [r for r in chk["rows"] if r[0] == "total"][0]
     assert 0.7 < total[3].mid / total[2] < 1.3, total
 
@@ -241,8 +242,7 @@ def test_report_plan_section_for_a_tiny_search(tmp_path):
     from shadho.plan_report import plan_section_html
     db = tmp_path / "t.db"
     search(db, tasks=6)
-    with ResultsStore(str(db), readonly=True) as st:
-        html = plan_section_html(st, st.experiment_id("sim"))
+    html = plan_section_html(*records(db))
     assert "No plan check" in html and "too few" in html
 
 

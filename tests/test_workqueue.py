@@ -70,8 +70,8 @@ def test_bad_arguments(tmp_path):
         WorkQueueManager(password=str(tmp_path / "nope"))
     with pytest.raises(TypeError, match="port"):
         WorkQueueManager(port="9123")
-    # None: one 1-core worker per CPU, unless named (remote workers expected).
-    assert len(WorkQueueManager().worker_specs) == (os.cpu_count() or 1)
+    # None: no local workers, named or not (a master never computes on a login node unasked).
+    assert WorkQueueManager().worker_specs == []
     assert WorkQueueManager(name="x").worker_specs == []
 
 

@@ -307,7 +307,7 @@ class Scheduler:
     def _solve(self, histories: Mapping[str, History]) -> None:
         score = self.scores(histories)
         # Log successful trials per second: a pair that fails its trials buys nothing.
-        L = self.runtimes.log_success() - self.runtimes.log_runtime()
+        L = self.runtimes.log_success() - self.runtimes.log_mean_runtime()
         share = shares_from_scores(score, self.share_floor)
         self._share = share
         warm = self.assignment.bids if self.assignment is not None else None

@@ -12,7 +12,11 @@ and estimates the log runtime of every pair, including pairs never run:
   resources, see :attr:`ComputeClass.declared_speed`) and ``a_s`` toward the mean of
   all spaces;
 * the pair estimate is the pair's own mean shrunk toward the additive fit:
-  ``(n_sc * mean_sc + k_pair * (a_s + b_c)) / (n_sc + k_pair)``.
+  ``(n_sc * mean_sc + k * (a_s + b_c)) / (n_sc + k)``, where ``k`` is huge (the pair
+  follows the additive fit) until an F test rejects the additive model, i.e. until
+  the pairs' departures from it exceed what the spread of runtimes within pairs
+  explains, and the empirical-Bayes ratio of within-pair to between-pair variance
+  (at least ``k_pair``) after (:meth:`RuntimeModel._pair_shrinkage`).
 
 With no data every pair's speed is the class's declared speed; with data each pair
 converges to its own measured mean, so a class's strength becomes a property of
@@ -27,7 +31,7 @@ Example:
     >>> m = RuntimeModel(n_spaces=2, declared_speed=[1.0, 8.0])
     >>> bool(m.log_runtime()[0, 1] < m.log_runtime()[0, 0])     # declared: class 1 faster
     True
-    >>> for _ in range(50): m.add(0, 1, 2.0); m.add(0, 0, 2.0)   # measured: same speed
+    >>> for _ in range(500): m.add(0, 1, 2.0); m.add(0, 0, 2.0)  # measured: same speed
     >>> bool(abs(m.log_runtime()[0, 1] - m.log_runtime()[0, 0]) < 0.05)
     True
 """
@@ -37,6 +41,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import f as f_dist
 
 __all__ = ["RuntimeModel"]
 
@@ -48,12 +53,15 @@ class RuntimeModel:
                  k_pair: float = 2.0, sweeps: int = 4) -> None:
         C = len(declared_speed)
         self.sum_log = np.zeros((n_spaces, C))
+        self.sum_log2 = np.zeros((n_spaces, C))
         self.count = np.zeros((n_spaces, C))
         self.busy = np.zeros(C)
         self.tries = np.zeros((n_spaces, C))
         self.fails = np.zeros((n_spaces, C))
         self.prior_b = -np.log(np.maximum(np.asarray(declared_speed, dtype=float), 1e-9))
         self.k_prior, self.k_pair, self.sweeps = k_prior, k_pair, sweeps
+        #: Level of the test for comparative advantage (see :meth:`_pair_shrinkage`).
+        self.alpha = 0.01
 
     def add(self, s: int, c: int, runtime: float | None, ok: bool = True) -> None:
         """One finished trial of space ``s`` on class ``c`` that ran ``runtime`` seconds."""
@@ -64,7 +72,9 @@ class RuntimeModel:
             return
         self.busy[c] += runtime
         if ok:
-            self.sum_log[s, c] += math.log(runtime)
+            lt = math.log(runtime)
+            self.sum_log[s, c] += lt
+            self.sum_log2[s, c] += lt * lt
             self.count[s, c] += 1
 
     def log_runtime(self) -> np.ndarray:
@@ -83,7 +93,61 @@ class RuntimeModel:
                 resid_b = (n * (m - a[:, None])).sum(axis=0)
                 b = (resid_b + k * self.prior_b) / (n.sum(axis=0) + k)
         fit = a[:, None] + b[None, :]
-        return (n * m + self.k_pair * fit) / (n + self.k_pair)
+        k = self._pair_shrinkage(m, fit)
+        return (n * m + k * fit) / (n + k)
+
+    def log_variance(self) -> np.ndarray:
+        """Per space, the variance of a trial's log runtime about its pair's mean
+        (pooled over classes, shrunk toward all spaces' with the weight of ``k_prior``
+        degrees of freedom; 0 before any pair has two runs)."""
+        n = self.count
+        m = np.where(n > 0, self.sum_log / np.where(n > 0, n, 1.0), 0.0)
+        ss = np.clip(self.sum_log2 - n * m * m, 0.0, None).sum(axis=1)
+        df = np.clip(n - 1, 0, None).sum(axis=1)
+        if df.sum() <= 0:
+            return np.zeros(n.shape[0])
+        pooled = ss.sum() / df.sum()
+        return (ss + self.k_prior * pooled) / (df + self.k_prior)
+
+    def log_mean_runtime(self) -> np.ndarray:
+        """``S x C`` log of the expected seconds per trial: :meth:`log_runtime` plus half
+        the space's log variance (a log-normal's mean). Trials per second follow the
+        mean runtime, not the typical one: a kernel whose runtimes spread over 10x has a
+        mean several times its median, and planning with the median gave it too little time."""
+        return self.log_runtime() + 0.5 * self.log_variance()[:, None]
+
+    def _pair_shrinkage(self, m: np.ndarray, fit: np.ndarray) -> float | np.ndarray:
+        """Weight (in trials) of the additive fit in each pair's estimate.
+
+        Comparative advantage is claimed only when the log runtimes reject the additive
+        model (no space-class interaction) by an F test at level ``alpha``: the pairs'
+        departures from the fit (weighted by their counts) against the spread of
+        trials within pairs. Until then every pair follows the additive fit (weight
+        ``1e6``): a class faster or slower at everything is learned at once, but noise
+        in a handful of trials (whose runtimes vary with their configurations) is not
+        taken for a space that suits a class. After it, empirical Bayes: ``s2 / tau2``
+        with ``s2`` the within-pair variance and ``tau2`` the variance of the true
+        departures (observed less noise), at least ``k_pair``.
+        """
+        n = self.count
+        seen = n > 0
+        df_w = float(np.clip(n - 1, 0, None).sum())
+        df_i = int(seen.sum()) - int(seen.any(axis=1).sum()) - int(seen.any(axis=0).sum()) + 1
+        if df_w < 2 or df_i < 1:
+            return 1e6
+        s2 = self.log_variance()[:, None] * np.ones_like(n)
+        within = float(np.clip(self.sum_log2 - n * m * m, 0.0, None).sum()) / df_w
+        # The test needs the least-squares additive fit, not ``fit`` (shrunk toward the
+        # declared speeds): a wrong declaration is a class effect, not an interaction.
+        ls = _additive_least_squares(m, n)
+        ss_i = float((n * (m - ls) ** 2)[seen].sum())
+        if within <= 1e-12:
+            return self.k_pair if ss_i > 0 else 1e6
+        p = float(f_dist.sf((ss_i / df_i) / within, df_i, df_w))
+        if p > self.alpha:
+            return 1e6
+        tau2 = float(((m - ls) ** 2 - s2 / np.where(seen, n, 1.0))[seen].mean())
+        return np.maximum(self.k_pair, s2 / max(tau2, 1e-12))
 
     def log_success(self) -> np.ndarray:
         """``S x C`` log of the estimated share of trials that succeed (0 with no failures)."""
@@ -98,3 +162,15 @@ class RuntimeModel:
         if (self.busy > 0).all():
             return self.busy / self.busy.sum()
         return np.full(len(self.busy), 1.0 / len(self.busy))
+
+
+def _additive_least_squares(m: np.ndarray, n: np.ndarray, sweeps: int = 20) -> np.ndarray:
+    """The weighted least-squares fit ``a_s + b_c`` of the pair means ``m`` (weights
+    ``n``), by alternating weighted means; pairs with no trials get the fit's value."""
+    a = np.zeros(m.shape[0])
+    b = np.zeros(m.shape[1])
+    rows, cols = np.maximum(n.sum(axis=1), 1e-300), np.maximum(n.sum(axis=0), 1e-300)
+    for _ in range(sweeps):
+        a = (n * (m - b[None, :])).sum(axis=1) / rows
+        b = (n * (m - a[:, None])).sum(axis=0) / cols
+    return a[:, None] + b[None, :]

@@ -179,3 +179,17 @@ class ExecutionManager(ABC):
 def class_keys(classes: Sequence[ComputeClass]) -> list[str | None]:
     """The keys the driver schedules by: class names, or ``[None]`` without classes."""
     return [c.name for c in classes] or [None]
+
+
+def task_tag(spec: TaskSpec, trial_id: int | None = None) -> str:
+    """The tag a shell-command task gets as its last argument, as in the original SHADHO:
+    ``<trial id>.<search space id>.<compute class>``, quoted for the shell.
+
+    Example:
+        >>> task_tag(TaskSpec(1, 'ab12', ((7, {}),), 'big gpu'))
+        "'7.ab12.big gpu'"
+    """
+    import shlex
+
+    tid = spec.trials[0][0] if trial_id is None else trial_id
+    return shlex.quote(f"{tid}.{spec.space_id}.{spec.compute_class or 'default'}")

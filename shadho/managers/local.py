@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome,
+from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, task_tag,
                                   class_keys)
 
 _MAX_LINE = 2 << 20
@@ -49,7 +49,8 @@ def _tail(path: str, n: int = 1500) -> str:
         return ""
 
 
-def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbox: str) -> dict[str, Any]:
+def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbox: str,
+                 tag: str = "") -> dict[str, Any]:
     """The original SHADHO protocol, locally: hyperparameters.json in, performance.json out."""
     import shadho_worker
 
@@ -64,7 +65,7 @@ def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbo
     with open(os.path.join(sandbox, "hyperparameters.json"), "w") as fh:
         json.dump(params, fh)
     start = time.time()
-    proc = subprocess.run(cmd, shell=True, cwd=sandbox)
+    proc = subprocess.run(f"{cmd} {tag}" if tag else cmd, shell=True, cwd=sandbox)  # tag last, as the original
     out = shadho_worker.read_performance(os.path.join(sandbox, "performance.json"))
     if out["status"] == "success" and proc.returncode != 0:
         out = {"status": "error", "error": f"command exited with status {proc.returncode}"}
@@ -98,7 +99,7 @@ def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSet
         for trial_id, params in task.trials:
             if isinstance(objective, str):
                 sandbox = os.path.join(os.path.dirname(log), f"sandbox-{trial_id}")
-                res = _run_command(objective, params, settings, sandbox)
+                res = _run_command(objective, params, settings, sandbox, task_tag(task, trial_id))
                 shutil.rmtree(sandbox, ignore_errors=True)
             else:
                 res = shadho_worker.evaluate(objective, params)

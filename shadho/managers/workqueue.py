@@ -32,20 +32,18 @@ from typing import Any, Sequence
 
 from shadho.compute import ALLOCATED, ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
-from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys, default_queue_margin
+from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
+                                  default_queue_margin, task_tag)
 
 log = logging.getLogger("shadho")
 
-_INSTALL_HINT = ("Work Queue (cctools) is not installed for this Python. Install it with conda: "
-                 "`conda install -c conda-forge ndcctools`, or on Debian/Ubuntu: "
-                 "`apt-get install coop-computing-tools python3-workqueue` (then make "
-                 "/usr/lib/python3/dist-packages/work_queue.py importable from your environment).")
+from shadho.managers.wq_setup import WORKER_SPEC_KEYS, catalog_address, parse_worker_specs  # noqa: F401 - re-exported
+from shadho.managers.wq_setup import install_hint as _install_hint
+from shadho.notices import ClassNeeds, Connection, ConnectNotice, Pool, UnmatchedNotice
 
-#: Keys a local worker spec may hold.
-WORKER_SPEC_KEYS = ("cores", "memory", "disk", "gpus", "features")
 #: Extra keyword options of WorkQueueManager, with their defaults.
 OPTIONS = {"worker_timeout": 60, "worker_args": (), "max_retries": 5, "queue_margin": None,
-           "worker_binary": "work_queue_worker"}
+           "worker_binary": "work_queue_worker", "connect_notice_every": 30.0, "unmatched_after": 60.0}
 _RESULT_MAX_BYTES = 1 << 20
 _DEFAULT = "shadho-default"
 
@@ -65,7 +63,7 @@ def import_work_queue() -> Any:
         import work_queue as wq  # type: ignore[import-not-found]
         return wq
     except ImportError as exc:
-        raise BackendUnavailableError(f"{_INSTALL_HINT} ({exc})") from None
+        raise BackendUnavailableError(f"{_install_hint()} ({exc})") from None
 
 
 @dataclass
@@ -86,36 +84,6 @@ class _LocalWorker:
     args: list[str]
     proc: subprocess.Popen | None = None
     restarts: int = 0
-
-
-def _parse_worker_specs(local_workers: Any, name: str | None) -> list[dict[str, Any]]:
-    if local_workers is None:
-        # A named manager expects remote workers (found through the catalog): start none.
-        return [] if name else [{"cores": 1} for _ in range(os.cpu_count() or 1)]
-    if isinstance(local_workers, bool):
-        raise TypeError(f"local_workers must be an int or a list of worker specs, got {local_workers!r}")
-    if isinstance(local_workers, int):
-        if local_workers < 0:
-            raise ValueError(f"local_workers must be >= 0, got {local_workers}")
-        return [{"cores": 1} for _ in range(local_workers)]
-    if not isinstance(local_workers, (list, tuple)):
-        raise TypeError(f"local_workers must be an int or a list of worker specs (dicts with "
-                        f"{', '.join(WORKER_SPEC_KEYS)}), got {local_workers!r}")
-    specs = []
-    for spec in local_workers:
-        if not isinstance(spec, dict):
-            raise TypeError(f"a local worker spec must be a dict with {', '.join(WORKER_SPEC_KEYS)}, got {spec!r}")
-        bad = sorted(set(spec) - set(WORKER_SPEC_KEYS))
-        if bad:
-            raise ValueError(f"unknown local worker spec key(s) {', '.join(bad)}; valid: {', '.join(WORKER_SPEC_KEYS)}")
-        feats = spec.get("features") or {}
-        if isinstance(feats, dict):
-            feats = [f"{k}={v}" for k, v in feats.items()]
-        elif isinstance(feats, str):
-            feats = [feats]
-        specs.append({"cores": spec.get("cores", 1), "memory": spec.get("memory"), "disk": spec.get("disk"),
-                      "gpus": spec.get("gpus"), "features": list(feats)})
-    return specs
 
 
 def _total_memory_mb() -> int | None:
@@ -173,7 +141,7 @@ class WorkQueueManager(ExecutionManager):
         if password is not None and not os.path.isfile(password):
             raise ValueError(f"password must be the path of an existing password file, got {password!r}")
         self.options = {**OPTIONS, **options}
-        self.worker_specs = _parse_worker_specs(local_workers, name)
+        self.worker_specs = parse_worker_specs(local_workers, name)
         self.port_request = port
         self.password = password
         self.name = name
@@ -219,15 +187,14 @@ class WorkQueueManager(ExecutionManager):
         self._q = q
         self.port = q.port
         q.specify_password_file(self._pw)
-        if self.name and self.catalog:
-            host, _, cport = str(self.catalog).rpartition(":")
-            if not host:
-                host, cport = str(self.catalog), "9097"
-            q.specify_catalog_server(host, int(cport))
+        if self.name:
+            if self.catalog:
+                host, _, cport = str(self.catalog).rpartition(":")
+                if not host:
+                    host, cport = str(self.catalog), "9097"
+                q.specify_catalog_server(host, int(cport))
+            # Without catalog=, cctools advertises to CATALOG_HOST/CATALOG_PORT or its default.
             q.specify_name(self.name)
-        elif self.name:
-            log.warning("Work Queue manager name %r ignored: give catalog='host:port' too to advertise it "
-                        "(workers connect to port %d)", self.name, self.port)
         self._setup_categories(settings)
         if not callable(settings.objective) and any(
                 c.resources.get("memory") or c.resources.get("disk") for c in settings.compute_classes):
@@ -236,9 +203,11 @@ class WorkQueueManager(ExecutionManager):
             q.enable_monitoring(None, True)
         self._setup_files(settings)
         self._start_workers()
-        log.info("Work Queue manager on port %d (%d local workers); remote workers: "
-                 "work_queue_worker --password %s %s %d", self.port, len(self._workers), self._pw,
-                 socket.gethostname(), self.port)
+        catalog = (self.catalog or catalog_address()) if self.name else None
+        where = Connection(socket.gethostname(), self.port, self.name, self._pw, catalog)
+        self._connect = ConnectNotice(where, every=float(self.options["connect_notice_every"]))
+        self._unmatched = UnmatchedNotice(after=float(self.options["unmatched_after"]))
+        self._say_notices()
 
     @property
     def password_file(self) -> str | None:
@@ -439,7 +408,8 @@ class WorkQueueManager(ExecutionManager):
                 t.specify_running_time_max(int(math.ceil(timeout * len(trials) + 30)))
         else:
             # The first line of stdout names the batch job the worker runs in.
-            t = wq.Task(f'echo "@@shadho slurm=${{SLURM_JOB_ID:-}}"; {settings.objective}')
+            # As the original did, the command gets the task tag as its last argument.
+            t = wq.Task(f'echo "@@shadho slurm=${{SLURM_JOB_ID:-}}"; {settings.objective} {task_tag(spec, trials[0][0])}')
             t.specify_buffer(json.dumps(trials[0][1]), "hyperparameters.json", cache=False)
             t.specify_output_file(result, "performance.json", cache=False)
             for f in settings.outputs:
@@ -485,6 +455,7 @@ class WorkQueueManager(ExecutionManager):
         if self._q is None:
             return []
         self._check_workers()
+        self._say_notices()
         if not self._pending:
             time.sleep(min(max(timeout, 0.0), 0.05))
             return []
@@ -592,6 +563,31 @@ class WorkQueueManager(ExecutionManager):
                                     start_time=start, finish_time=finish, lost=blamed, **extra))
             blamed = True
         return out
+
+    def _say_notices(self) -> None:
+        """How to connect workers, and classes no connected worker runs (see shadho.notices)."""
+        now, q = time.monotonic(), self._q
+        if q is None or now - getattr(self, "_noticed", -1.0) < 1.0:
+            return
+        self._noticed = now
+        st = q.stats
+        local = sum(1 for w in self._workers if w.proc is not None and w.proc.poll() is None)
+        msgs = [self._connect.tick(now, st.workers_connected, local)]
+        needs, waiting, running = {}, {}, {}
+        for key, cc in self._classes.items():
+            name = cc.name if cc is not None else "default"
+            res = self._task_res[key]
+            needs[name] = ClassNeeds(name, cc.feature if cc is not None else None, res.get("cores", 0),
+                                     res.get("memory", 0), res.get("gpus", 0))
+            cat = q.stats_category(self._category[key])
+            waiting[name], running[name] = cat.tasks_waiting, cat.tasks_running
+        pool = Pool(st.workers_connected, st.max_cores, st.max_memory, st.max_gpus)
+        msgs += self._unmatched.tick(now, needs, waiting, running, pool)
+        for m in msgs:
+            if m and local and m is msgs[0]:
+                log.info("%s", m)  # workers of our own are coming: the how-to is only for extra ones
+            elif m:
+                print(m, file=sys.stderr, flush=True)
 
     def cancel_all(self) -> list[int]:
         ids: list[int] = []
