@@ -1,4 +1,4 @@
-"""The ``shadho`` command: ``demo``, ``status``, ``report``, ``export``, ``workers``.
+"""The ``shadho`` command: ``demo``, ``status``, ``report``, ``export``, ``workers``, ``plan``.
 
 Every subcommand opens the results file read-only, so it is safe to run while a
 master writes to it. Errors are one sentence on stderr and a non-zero exit
@@ -34,6 +34,7 @@ _DISPATCH = {
     "demo": ("shadho.demo", "run the README's demo search (SVM kernels on digits, two local workers)"),
     "workers": ("shadho.batch.cli", "start, list and stop Work Queue workers on batch systems"),
     "retry": ("shadho.retry", "queue an experiment's failed trials again (the next run re-runs them)"),
+    "plan": ("shadho.plan_cli", "predict what a pool of workers does for a search (trials/h, time, cost)"),
 }
 
 #: pip requirement that provides an optional top-level module.

@@ -31,6 +31,7 @@ import os
 import re
 from typing import Any, Callable
 
+from shadho.plan_report import plan_section
 from shadho.report_data import ReportData, load
 from shadho.report_failures import failures_section, plot_failures
 from shadho.report_html import render_html
@@ -40,7 +41,7 @@ from shadho.report_routing import plot_routing
 from shadho.trial import TrialState
 
 #: Extra HTML sections after the plots: each gets the data and returns HTML ('' for none).
-SECTIONS: list[Callable[[ReportData], str]] = [failures_section]
+SECTIONS: list[Callable[[ReportData], str]] = [failures_section, plan_section]
 
 
 def _slug(name: str) -> str:
