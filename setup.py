@@ -24,7 +24,11 @@ setup(
                  "pandas>=1.4", "htcondor==24.0.*",
                  # playwright: drives the system's Chromium in the report tests
                  "playwright>=1.40"],
-        "bench": ["optuna>=4", "scikit-learn>=1.1", "matplotlib>=3.5"],
+        # coco-experiment: the BBOB suite (module cocoex); hyperopt: its TPE as a peer.
+        "bench": ["optuna>=4", "scikit-learn>=1.1", "matplotlib>=3.5", "coco-experiment>=2.6",
+                  "hyperopt>=0.2.7"],
+        # Optuna's GPSampler needs torch (large): only for bench/samplers.py's optuna-gp.
+        "bench-gp": ["torch>=2"],
     },
     entry_points={"console_scripts": ["shadho=shadho.cli:main"]},
 )

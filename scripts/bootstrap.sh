@@ -41,7 +41,7 @@ ln -sf /usr/lib/python3/dist-packages/work_queue.py "$so" .venv/cctools/
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$ROOT/.venv/cctools" > "$site/cctools_work_queue.pth"
 
-if ! .venv/bin/python -c 'import shadho, rich, matplotlib, sklearn, hypothesis, pytest, htcondor, playwright' 2>/dev/null; then
+if ! .venv/bin/python -c 'import shadho, rich, matplotlib, sklearn, hypothesis, pytest, htcondor, playwright, cocoex, hyperopt' 2>/dev/null; then
     # pip's and setuptools' own chatter (e.g. setuptools' "Editable installation" warning) goes
     # to a log, so the first lines a user sees after bootstrap are shadho's; shown on failure.
     log=.venv/bootstrap-pip.log

@@ -15,7 +15,13 @@ Runs, with real ``work_queue_worker`` processes (the helpers are those of
 * a load of ``--trials`` no-op trials on 8 local workers (10 trials per task) and 1,000
   trials one per task: master peak RSS, master CPU per trial early vs late, throughput;
 * the rest of ``tests/test_reliability.py`` (master death, misbehaving objectives, hostile
-  results, passwords, store lock), whose outcomes are listed test by test.
+  results, passwords, store lock), whose outcomes are listed test by test;
+* round two (issue 12): ``tests/test_reliability_two.py`` and ``tests/test_store_integrity.py``
+  (objectives that change the cwd, exceed ``memory_mb``, leave processes behind or print
+  hundreds of MB; masters in another PID namespace or on another host; a full disk; files
+  truncated, replaced, WAL deleted, zeroed; unstable or colliding specs; a changed spec on
+  resume; workers that never start or keep being killed), listed attack by attack, and
+  ``bench/idle_connections.py`` (dispatch with idle unauthenticated connections held open).
 """
 from __future__ import annotations
 
@@ -33,12 +39,43 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "workers"))
 
 
-def _other_tests() -> list[tuple[str, str, str]]:
-    """Run the rest of tests/test_reliability.py; (test, outcome, first line of failure)."""
+#: Round two (issue 12): what each test of these files attacks.
+ROUND_TWO = {
+    "test_an_objective_that_changes_the_cwd": "callable objective calls os.chdir",
+    "test_a_command_whose_objective_changes_the_cwd": "command objective's shadho_worker.run after os.chdir",
+    "test_memory_mb_is_enforced_for_callables": "callable allocates 1.2 GB under memory_mb=500",
+    "test_memory_mb_is_enforced_for_commands": "command allocates 1.2 GB under memory_mb=500",
+    "test_processes_an_objective_started": "callable leaves a child and a setsid child running",
+    "test_processes_a_command_started": "command leaves a background child and a setsid child",
+    "test_a_task_s_huge_output": "two tasks print 200 MB each",
+    "test_space_ids_are_the_same": "space ids under 4 hash seeds",
+    "test_a_choice_over_an_unordered": "choice/exhaustive over a set",
+    "test_keys_that_flatten": "keys a.b and a -> b",
+    "test_a_very_deep_spec": "3000-level spec and values",
+    "test_a_tuple_is_a_constant": "tuple constants",
+    "test_a_resume_with_a_changed_spec": "resume with spaces added, removed, changed",
+    "test_local_workers_whose_restarts": "local workers that exit at once",
+    "test_repeated_worker_kills_with_batches": "14 worker kills, 5 trials per task",
+    "test_a_master_in_another_pid_namespace": "second master in another PID namespace",
+    "test_a_master_on_another_host": "second master on another host (no shared locks)",
+    "test_a_master_that_exits_cleanly": "lease after a clean exit without close()",
+    "test_a_killed_master_on_another_host": "lease of a killed master on another host",
+    "test_a_killed_master_on_this_host": "lease of a killed master on this host",
+    "test_a_full_disk": "disk full mid-run",
+    "test_a_results_file_damaged_mid_run": "file truncated / WAL deleted / file replaced mid-run",
+    "test_a_resume_after_the_wal_was_lost": "WAL deleted before a crash, then resume",
+    "test_a_resume_on_an_emptied_file": "file truncated to 0 bytes, then resume",
+    "test_pages_of_zeros": "pages of zeros: status, export, resume",
+}
+
+
+def _other_tests(files: tuple[str, ...] = ("tests/test_reliability.py",),
+                 k: str = "not load_2000 and not worker_kills and not constructor") -> list[tuple[str, str, str]]:
+    """Run pytest over ``files``; (test, outcome, first line of failure) per test."""
     xml = os.path.join(tempfile.mkdtemp(), "junit.xml")
-    subprocess.run([sys.executable, "-m", "pytest", "tests/test_reliability.py", "-q", "-p", "no:cacheprovider",
-                    "-k", "not load_2000 and not worker_kills and not constructor", f"--junitxml={xml}"],
-                   cwd=ROOT, capture_output=True, text=True, timeout=900)
+    subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
+                    *(["-k", k] if k else []), f"--junitxml={xml}"],
+                   cwd=ROOT, capture_output=True, text=True, timeout=1800)
     out = []
     for case in ET.parse(xml).getroot().iter("testcase"):
         fail = case.find("failure")
@@ -52,6 +89,53 @@ def _other_tests() -> list[tuple[str, str, str]]:
             why = lines[0][:160] if lines else ""
         out.append((case.get("name", ""), outcome, why))
     return out
+
+
+def _round_two_lines(results: list[tuple[str, str, str]], idle: str) -> list[str]:
+    failed = [r for r in results if r[1] != "passed"]
+    lines = ["## Round two: an adversarial run (issue 12)", "",
+             f"Attacks tried: {len(results)} (tests/test_reliability_two.py, tests/test_store_integrity.py); "
+             f"passed: {len(results) - len(failed)}; data lost: "
+             + ("none" if not failed else "see the failures below") + ".", "",
+             "| attack | test | outcome | first line of the failure |", "|---|---|---|---|"]
+    for name, outcome, why in results:
+        attack = next((v for k, v in ROUND_TWO.items() if name.startswith(k)), "")
+        lines.append(f"| {attack} | `{name}` | {outcome} | {why.replace('|', '/')} |")
+    lines += ["", "### What round two changed, and what is still not caught", "",
+              "- Results are written by absolute path into the task's sandbox (`SHADHO_SANDBOX`), whatever "
+              "cwd the objective leaves behind; the same for `performance.json` written by `shadho_worker.run`.",
+              "- `memory_mb=` is enforced on every manager: an address-space limit for callables, "
+              "`ulimit -v` for shell commands on Work Queue (a compute class's memory is enforced by "
+              "Work Queue's resource monitor).",
+              "- An objective runs under `shadho_worker.py`, the child subreaper of everything it starts: "
+              "when its trials end, every descendant (in its process group or `setsid`) is killed, on both "
+              "managers. Not caught: descendants of an entry that is itself SIGKILLed first (they re-parent "
+              "to init), processes started through another service (ssh, at, a container runtime), and, "
+              "for shell commands on a worker without Python, processes that left the task's group or "
+              "ignore SIGTERM.",
+              "- A task's output stays on the worker; the master gets its last 64 KiB and the trial record "
+              "its last 1,500 bytes, with the number of bytes cut.",
+              "- The experiment lease rests on an OS lock (open-file-description lock on `<file>.shadho`) "
+              "and a heartbeat row, not on pids; a clean exit clears it at once; a master killed on another "
+              "host is taken over after 60 s without a heartbeat.",
+              "- A full disk stops the master with `StoreFullError` (finished trials are safe; rerun to "
+              "resume); a file truncated, replaced, emptied, zeroed or without its WAL gives "
+              "`StoreDamagedError` wherever it is opened; the side file's trial counts stop a resume on a "
+              "file that lost trials.",
+              "- Specs: sets are rejected as choices (their order changes per process), keys that flatten "
+              "to one column are rejected, nesting beyond 100 levels is a SpecError, a tuple is a constant "
+              "(passed as a list; a list is a choice). A resume with a changed spec logs spaces added, "
+              "removed and changed; `best` and `shadho status` follow the current spec "
+              "(`best_of(all_spaces=True)`, `status.collect(..., all_spaces=True)` see all).",
+              "- Local Work Queue workers that keep exiting stop the search with their output once their "
+              "3 restarts are used up; a trial is sent to workers at most `max_runs` times (default 5) "
+              "and its attempts are recorded.",
+              "", "### Idle unauthenticated connections (bench/idle_connections.py)", "",
+              "While a connection is held open to the manager's port without authenticating, Work Queue "
+              "waits for it (its `short-timeout`, 5 s by default) and dispatches nothing. shadho sets it to "
+              "1 s (`worker_options={'short_timeout': ...}`); the rest cannot be bounded from the manager: keep "
+              "the port inside the cluster network (a firewall), never on the internet.", "", idle.strip(), ""]
+    return lines
 
 
 def main() -> int:
@@ -95,6 +179,12 @@ def main() -> int:
 
     print("other reliability tests...", flush=True)
     others = _other_tests()
+    print("round two...", flush=True)
+    round_two = _other_tests(("tests/test_reliability_two.py", "tests/test_store_integrity.py"), "")
+    idle_md = os.path.join(tempfile.mkdtemp(), "idle.md")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "idle_connections.py"), "--seconds", "8",
+                    "--out", idle_md], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    idle = open(idle_md).read().split("\n", 2)[2] if os.path.exists(idle_md) else "(the benchmark failed)\n"
     total = time.time() - t_all
 
     by_arg: dict[str, int] = {}
@@ -151,6 +241,7 @@ def main() -> int:
         "Tests named `test_results_that_crashed_the_master[...]` fail while a hostile result file "
         "can still raise out of the master's loop (see the table above for which).",
         "",
+    ] + _round_two_lines(round_two, idle) + [
         "## Kinds of bad constructor input rejected, by argument",
         "",
         ", ".join(f"{a}: {n}" for a, n in sorted(by_arg.items())),

@@ -20,12 +20,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from shadho import resume
 from shadho.compute import ComputeClass
 from shadho.config import LegacyConfig, add_legacy_files, configure, did_you_mean, legacy_kwargs
 from shadho.errors import ShadhoError
 from shadho.heuristics.scheduler import Scheduler
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings, TaskSpec, TrialOutcome
 from shadho.samplers import History, make_sampler
+from shadho.samplers.startup import SearchContext
 from shadho.spaces import SearchSpace, split
 from shadho.store import ResultsStore, TrialUpdate
 from shadho.summary import exit_after_interrupt, say_end, say_resume
@@ -218,9 +220,11 @@ class Shadho(OriginalApi):
                     "max_tasks": self.max_tasks, "timeout": self.timeout, "seed": self.seed,
                     "compute_classes": [c.name for c in self.compute_classes],
                     "use_complexity": self.use_complexity, "use_uncertainty": self.use_uncertainty,
-                    "spaces": [s.name for s in self.spaces]}
+                    "spaces": [s.name for s in self.spaces], "space_ids": [s.id for s in self.spaces]}
         try:
+            previous = resume.previous_space_ids(store, self.exp_key)
             exp = store.open_experiment(self.exp_key, settings)
+            resume.report_spec_changes(store, exp, self.exp_key, self.spaces, previous)
             store.register_spaces(exp, self.spaces)
         except BaseException:
             store.conn.close()
@@ -228,6 +232,10 @@ class Shadho(OriginalApi):
         self._store, self._exp = store, exp
         say_resume(self, store, exp)  # what resume found; retry_failed=True re-queues failures
         self._histories = {s.id: History(s.dim) for s in self.spaces}
+        # Optional sampler hook: all spaces' histories and the budget (see Sampler.bind).
+        bind = getattr(self.sampler, "bind", None)
+        if callable(bind):
+            bind(SearchContext(tuple(self.spaces), self._histories, self.max_tasks))
         base = [self.seed] if self.seed is not None else []
         for i, s in enumerate(self.spaces):
             ss = np.random.SeedSequence(base + [i]) if base else np.random.SeedSequence()
@@ -361,13 +369,13 @@ class Shadho(OriginalApi):
             if o.ok and o.loss is not None:
                 hist.complete(o.trial_id, x, o.loss)
                 updates.append(TrialUpdate(o.trial_id, TrialState.COMPLETE, loss=o.loss, results=o.results,
-                                           worker=o.worker, start_time=o.start_time,
+                                           worker=o.worker, start_time=o.start_time, attempts=o.attempts,
                                            finish_time=o.finish_time, compute_class=o.compute_class))
             else:
                 hist.fail(o.trial_id)
                 error = self._sources.restore(o.error)  # the user's file and line, not <dynamic-code>
                 updates.append(TrialUpdate(o.trial_id, TrialState.FAILED, error=error or "unknown error",
-                                           worker=o.worker, start_time=o.start_time,
+                                           worker=o.worker, start_time=o.start_time, attempts=o.attempts,
                                            finish_time=o.finish_time, compute_class=o.compute_class))
             scheduler.observe(space_id, o.compute_class, runtime, o.loss if o.ok else None, o.ok)
         if updates:
@@ -408,7 +416,7 @@ class Shadho(OriginalApi):
                                 password=self.options["password"], name=self.options["name"],
                                 catalog=self.options["catalog"], worker_python=self.options["worker_python"],
                                 max_queued_tasks=self.max_queued_tasks,
-                                **(self.options["worker_options"] or {}))
+                                **{"memory_mb": self.options["memory_mb"], **(self.options["worker_options"] or {})})
 
     def _next_task(self, class_key: str | None) -> TaskSpec | None:
         k = self.options["hyperparameters_per_task"]
@@ -499,20 +507,13 @@ class Shadho(OriginalApi):
         finally:
             try:
                 self._tell(manager.wait(0))
-            except Exception:  # noqa: BLE001 - stopping must go on
-                log.exception("shadho: collecting last results failed")
+            except Exception as exc:  # noqa: BLE001 - stopping must go on
+                resume.log_stop_error(exc)
             for tid in manager.cancel_all():
                 self._live.pop(tid, None)
             manager.stop()
             self._manager = None
-            if self._store is not None:
-                self._store.requeue_running(self._exp)
-                self._store.set_progress(self._exp, {"workers": 0, "in_flight": 0, "finished": True})
-                self._store.flush()
-                counts = self._store.counts(self._exp)
-                progress.update(done=counts["COMPLETE"], failed=counts["FAILED"], running=0, workers=0,
-                                best=self._best_loss)
-            progress.close()
+            resume.record_run_end(self._store, self._exp, progress, self._best_loss)
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
         say_end(self.exp_key, self.trials, time.time() - start, self.quiet)
@@ -540,15 +541,12 @@ class Shadho(OriginalApi):
     @property
     def best(self) -> dict[str, Any] | None:
         """``{'loss', 'params', 'results', 'searchspace', 'id', 'compute_class', 'worker'}``
-        of the lowest-loss COMPLETE trial, or None."""
-        row = self.store.conn.execute(
-            "SELECT id FROM trials WHERE experiment_id=? AND state='COMPLETE' AND loss IS NOT NULL "
-            "ORDER BY loss, id LIMIT 1", (self._exp,)).fetchone()
-        if row is None:
-            return None
-        t = self.store.trials(self._exp, ids=[row[0]])[0]
-        return {"loss": t.loss, "params": t.params, "results": t.results, "searchspace": t.searchspace,
-                "space_id": t.space_id, "id": t.id, "compute_class": t.compute_class, "worker": t.worker}
+        of the lowest-loss COMPLETE trial of the current spec's spaces, or None."""
+        return self.best_of()
+
+    def best_of(self, all_spaces: bool = False) -> dict[str, Any] | None:
+        """Like :attr:`best`; ``all_spaces=True`` also sees spaces removed from the spec since."""
+        return resume.best_trial(self.store, self._exp, None if all_spaces else list(self._space_by_id))
 
     def __enter__(self) -> "Shadho":
         return self

@@ -28,3 +28,11 @@ class BackendUnavailableError(ShadhoError, ImportError):
 
 class WorkerError(ShadhoError):
     """Workers could not be started or reached."""
+
+
+class StoreDamagedError(StoreError):
+    """The results file was truncated, replaced, lost its WAL or holds damaged pages."""
+
+
+class StoreFullError(StoreError):
+    """The results file could not be written: its disk is full (finished results are safe)."""

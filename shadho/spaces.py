@@ -34,6 +34,8 @@ import numpy as np
 
 from shadho.compound import Scope, dependent, expand, repeat, restore, sequential
 from shadho.errors import SpecError
+from shadho.spec_checks import check_depth, check_flat_names, check_values, space_name, tuple_constant
+from shadho.spec_checks import fmt_path as _fmt_path
 
 __all__ = [
     "Domain", "SearchSpace", "split",
@@ -63,13 +65,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _check_jsonable(values: Sequence[Any], what: str) -> None:
-    try:
-        json.dumps(_plain(list(values)), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"{what} values must be JSON-able, got {values!r} ({exc})") from None
 
 
 class Domain:
@@ -315,11 +310,10 @@ class _Choice(Domain):
     def check(self) -> None:
         if isinstance(self.raw, (str, bytes, dict)) or not isinstance(self.raw, Iterable):
             raise SpecError(f"{self.label} needs a list of values, got {self.raw!r}")
-        values = list(self.raw)
+        values = check_values(self.raw, self.label, _plain)  # ordered, JSON-able
         if not values:
             raise SpecError(f"{self.label} needs at least one value, got []")
-        _check_jsonable(values, self.label)
-        self.values = _plain(values)
+        self.values = values
 
     @property
     def n_values(self) -> int:
@@ -522,10 +516,6 @@ class SearchSpace:
         }
 
 
-def _fmt_path(path: Sequence[str]) -> str:
-    return ".".join(path) if path else "<root>"
-
-
 def _flag(node: Mapping[str, Any], flag: str, path: tuple[str, ...]) -> bool:
     if flag not in node:
         return False
@@ -540,6 +530,7 @@ _Alt = tuple[tuple[str, ...], Any]
 
 
 def _split(node: Any, path: tuple[str, ...]) -> list[_Alt]:
+    check_depth(path)
     if isinstance(node, Mapping):
         for key in node:
             if not isinstance(key, str):
@@ -574,7 +565,9 @@ def _split(node: Any, path: tuple[str, ...]) -> list[_Alt]:
                 for v in node.values]
     if isinstance(node, Domain):
         return [((), _checked(node, path))]
-    if isinstance(node, (list, tuple)):
+    if isinstance(node, tuple):  # a constant (a list is a choice): see shadho.spec_checks
+        return [((), tuple_constant(node, path))]
+    if isinstance(node, list):
         return [((), _checked(_Choice(node), path))]
     if node is None or isinstance(node, (str, bool, int, float, np.generic)):
         if isinstance(node, float) and not math.isfinite(node):
@@ -591,18 +584,6 @@ def _checked(dom: Domain, path: tuple[str, ...]) -> Domain:
     except SpecError as exc:
         raise SpecError(f"{_fmt_path(path)}: {exc}") from None
     return dom
-
-
-def _name(tokens: Sequence[str]) -> str:
-    parts: list[str] = []
-    prev = ""
-    for tok in tokens:
-        if prev and tok.startswith(prev + "/"):
-            parts.append(tok[len(prev) + 1:])
-        else:
-            parts.append(tok)
-        prev = tok.split("=")[0] if "=" in tok else tok
-    return "/".join(parts) or "default"
 
 
 def _collect(sub: Any, path: tuple[str, ...], paths: list, domains: list) -> Any:
@@ -636,12 +617,13 @@ def split(spec: Mapping[str, Any]) -> list[SearchSpace]:
         paths: list[tuple[str, ...]] = []
         domains: list[Domain] = []
         template = _collect({} if sub is _ABSENT else sub, (), paths, domains)
-        name = _name(tokens)
+        name = space_name(tokens)
         if name in seen:
             seen[name] += 1
             name = f"{name}#{seen[name]}"
         else:
             seen[name] = 1
+        check_flat_names(template, name)
         desc = {"name": name, "template": template,
                 "dims": [[list(p), d.describe()] for p, d in zip(paths, domains)]}
         digest = hashlib.sha1(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()

@@ -53,6 +53,7 @@ import math
 import time
 from typing import Any, Iterable
 
+from shadho import resume
 from shadho.export import iso_time
 from shadho.failures import group_failures
 from shadho.trial import Trial, TrialState
@@ -151,11 +152,12 @@ def _group_row(trials: list[Trial], start: float | None, end: float | None) -> d
             "trials_per_min": _rate(finished, start, end)}
 
 
-def collect(store: Any, exp: int, exp_key: str | None = None) -> dict[str, Any]:
+def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool = False) -> dict[str, Any]:
     """One consistent snapshot of experiment ``exp`` (a JSON-able dict).
 
     All reads happen in one read transaction, so a master committing meanwhile is
-    seen entirely or not at all.
+    seen entirely or not at all. Only the spaces of the spec the master last ran with
+    count, unless ``all_spaces`` (see :mod:`shadho.resume`).
     """
     conn = store.conn
     in_tx = conn.in_transaction
@@ -169,9 +171,13 @@ def collect(store: Any, exp: int, exp_key: str | None = None) -> dict[str, Any]:
         key = exp_key or next((k for k in store.experiments() if store.experiment_id(k) == exp), "?")
         settings = store.settings(exp)
         runs = store.runs(exp)
+        current = resume.current_space_ids(store, exp)
     finally:
         if not in_tx:
             conn.execute("ROLLBACK")
+    if current is not None and not all_spaces:
+        spaces, trials = [s for s in spaces if s["id"] in current], [t for t in trials if t.space_id in current]
+    spaces = resume.label_spaces(spaces, current)
     return _snapshot(store.path, key, settings, spaces, trials, stats, progress, runs)
 
 

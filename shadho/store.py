@@ -20,65 +20,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sqlite3
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from shadho.errors import StoreError, StoreLockedError
+from shadho import lease as _lease
+from shadho import store_integrity as _integrity
+from shadho.errors import StoreError
+from shadho.store_schema import SCHEMA_VERSION, create_schema
 from shadho.trial import Trial, TrialState
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS experiments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    exp_key TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    settings TEXT NOT NULL DEFAULT '{}',
-    owner_host TEXT, owner_pid INTEGER, heartbeat REAL,
-    progress TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS spaces (
-    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-    space_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT NOT NULL,
-    PRIMARY KEY (experiment_id, space_id)
-);
-CREATE TABLE IF NOT EXISTS space_stats (
-    experiment_id INTEGER NOT NULL,
-    space_id TEXT NOT NULL,
-    time REAL NOT NULL,
-    n_complete INTEGER NOT NULL,
-    complexity REAL, uncertainty REAL, rank INTEGER,
-    classes TEXT NOT NULL DEFAULT '[]',
-    performance REAL, share REAL
-);
-CREATE INDEX IF NOT EXISTS space_stats_exp ON space_stats(experiment_id, space_id, time);
-CREATE TABLE IF NOT EXISTS trials (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-    space_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    params TEXT NOT NULL,
-    x TEXT NOT NULL,
-    loss REAL,
-    results TEXT NOT NULL DEFAULT '{}',
-    error TEXT,
-    compute_class TEXT,
-    worker TEXT,
-    submit_time REAL, start_time REAL, finish_time REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS trials_exp_state ON trials(experiment_id, state);
-"""
-
-#: Seconds without a heartbeat after which another host's lock is considered stale.
-LOCK_STALE_AFTER = 120.0
+#: Seconds without a heartbeat after which a lease whose OS lock is free may be taken over.
+LOCK_STALE_AFTER = _lease.LEASE_TTL
 
 
 @dataclass
@@ -97,21 +53,6 @@ class TrialUpdate:
     attempts: int | None = None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own dead child not yet reaped) counts as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -127,21 +68,38 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike[str], readonly: bool = False) -> None:
         self.path = str(path)
         self.readonly = readonly
-        self._owned: set[int] = set()
+        self._owned: dict[int, _lease.Lease] = {}
+        self._n_trials: dict[int, tuple[str, int]] = {}
         self._last_beat = 0.0
         if readonly and self.path != ":memory:" and not os.path.exists(self.path):
             raise StoreError(f"{self.path}: no such results file")
+        on_disk = self.path != ":memory:"
+        self._existed = on_disk and os.path.exists(self.path)
+        self._size = os.path.getsize(self.path) if self._existed else 0
+        self._watch: _integrity.FileWatch | None = None
+        if on_disk and not readonly and not self._existed:
+            _integrity.check_opening(self.path, False, 0)  # deleted, while its side file says it was used?
+            # Built aside and linked into place: a reader never sees a file without tables.
+            _integrity.create_atomically(self.path, create_schema)
         try:
+            factory = _integrity.CheckedConnection
             if readonly:
                 uri = f"file:{Path(self.path).resolve()}?mode=ro"
-                self.conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+                self.conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, factory=factory)
             else:
                 self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                            isolation_level=None)
+                                            isolation_level=None, factory=factory)
+            self.conn.shadho_path = self.path  # type: ignore[attr-defined]
             self.conn.execute("PRAGMA busy_timeout=30000")
             self._check_or_create()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a shadho results file ({exc})") from None
+        except BaseException:
+            if hasattr(self, "conn"):
+                self.conn.close()
+            raise
+        if on_disk and not readonly:
+            self._watch = _integrity.FileWatch(self.path)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -150,15 +108,12 @@ class ResultsStore:
         if "meta" not in tables:
             if tables or self.readonly:
                 raise StoreError(f"{self.path}: not a shadho results file (no shadho tables)")
+            if self.path != ":memory:":
+                _integrity.check_opening(self.path, self._existed, self._size)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             with self._tx():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self.conn.execute(stmt)
-                self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                                  (str(SCHEMA_VERSION),))
-                self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', 'shadho')")
+                create_schema(self.conn)
             return
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
@@ -173,22 +128,30 @@ class ResultsStore:
             for col in ("performance", "share"):  # added after the first files were written
                 if col not in cols:
                     self.conn.execute(f"ALTER TABLE space_stats ADD COLUMN {col} REAL")
+            _lease.add_columns(self.conn)
 
     class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+        def __init__(self, conn: sqlite3.Connection, watch: _integrity.FileWatch | None) -> None:
+            self.conn, self.watch = conn, watch
 
         def __enter__(self) -> sqlite3.Connection:
+            if self.watch is not None:
+                self.watch.check()  # a file damaged behind our back stops the writes here
             self.conn.execute("BEGIN IMMEDIATE")
             return self.conn
 
         def __exit__(self, exc_type: Any, *_: Any) -> None:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+                if self.watch is not None:
+                    self.watch.committed()
+            elif self.conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                self.conn.execute("ROLLBACK")
 
     def _tx(self) -> "ResultsStore._Tx":
         if self.readonly:
             raise StoreError(f"{self.path}: opened read-only")
-        return ResultsStore._Tx(self.conn)
+        return ResultsStore._Tx(self.conn, self._watch)
 
     def flush(self) -> None:
         """Make everything written so far durable (SQLite commits per transaction: no-op)."""
@@ -199,6 +162,8 @@ class ResultsStore:
             for exp in list(self._owned):
                 self.release(exp)
         finally:
+            for held in self._owned.values():  # a release that failed (damaged file) still drops the lock
+                held.release(None)
             self.conn.close()
 
     def __enter__(self) -> "ResultsStore":
@@ -224,39 +189,41 @@ class ResultsStore:
             StoreLockedError: a live master already owns this experiment.
         """
         now = time.time()
-        host, pid = socket.gethostname(), os.getpid()
         with self._tx() as c:
-            row = c.execute("SELECT id, owner_host, owner_pid, heartbeat FROM experiments "
-                            "WHERE exp_key=?", (exp_key,)).fetchone()
+            row = c.execute("SELECT id FROM experiments WHERE exp_key=?", (exp_key,)).fetchone()
+            n = None if row is None else c.execute("SELECT COUNT(*) FROM trials WHERE experiment_id=?",
+                                                   (row[0],)).fetchone()[0]
+            if lock and self.path != ":memory:":
+                _integrity.check_experiment(self.path, exp_key, n)  # data lost since the last master?
             if row is None:
                 cur = c.execute("INSERT INTO experiments (exp_key, created, settings) VALUES (?,?,?)",
                                 (exp_key, now, _dumps(settings or {})))
                 exp = int(cur.lastrowid)
             else:
-                exp, ohost, opid, beat = int(row[0]), row[1], row[2], row[3]
-                if lock and opid is not None and not (ohost == host and opid == pid):
-                    alive = (_pid_alive(int(opid)) if ohost == host
-                             else (beat is not None and now - beat < LOCK_STALE_AFTER))
-                    if alive:
-                        raise StoreLockedError(
-                            f"{self.path}: experiment {exp_key!r} is in use by another master "
-                            f"(pid {opid} on {ohost}); stop it first or use another exp_key")
-                if settings is not None:
+                exp = int(row[0])
+                if settings is not None:  # rolled back if the lease is refused below
                     c.execute("UPDATE experiments SET settings=? WHERE id=?", (_dumps(settings), exp))
-            if lock:
-                c.execute("UPDATE experiments SET owner_host=?, owner_pid=?, heartbeat=? WHERE id=?",
-                          (host, pid, now, exp))
-                self._record_run(c, exp, now, host, pid)
+            if lock and exp not in self._owned:
+                held = _lease.Lease(self.conn, self.path, exp, exp_key)
+                if self.path != ":memory:":
+                    held.acquire(c)
+                self._owned[exp] = held
+                self._record_run(c, exp, now, socket.gethostname(), os.getpid())
         if lock:
-            self._owned.add(exp)
+            self._n_trials[exp] = (exp_key, n or 0)
         return exp
 
     def release(self, exp: int) -> None:
         """Give up ownership of an experiment (a later master may resume it)."""
-        with self._tx() as c:
-            c.execute("UPDATE experiments SET owner_host=NULL, owner_pid=NULL WHERE id=? AND owner_pid=?",
-                      (exp, os.getpid()))
-        self._owned.discard(exp)
+        held = self._owned.get(exp)
+        if held is None:
+            return
+        try:
+            with self._tx() as c:
+                held.release(c)
+        finally:
+            held.release(None)
+            self._owned.pop(exp, None)
 
     def settings(self, exp: int) -> dict[str, Any]:
         row = self.conn.execute("SELECT settings FROM experiments WHERE id=?", (exp,)).fetchone()
@@ -276,9 +243,7 @@ class ResultsStore:
         if row is None:
             return {}
         out = json.loads(row[0] or "{}")
-        out["running_master"] = row[1] is not None and (
-            _pid_alive(int(row[1])) if row[2] == socket.gethostname()
-            else (row[3] or 0) > time.time() - LOCK_STALE_AFTER)
+        out["running_master"] = _lease.running(self.path, exp, row[2], row[3], row[1])
         return out
 
     # ------------------------------------------------------------ spaces
@@ -333,7 +298,19 @@ class ResultsStore:
                 "VALUES (?,?,?,?,?,?)",
                 (exp, space_id, TrialState.WAITING.value, _dumps(params),
                  _dumps([float(v) for v in x]), compute_class))
-            return int(cur.lastrowid)
+            if exp in self._owned:
+                self._owned[exp].beat(c)
+        self._note_trial(exp)
+        return int(cur.lastrowid)
+
+    def _note_trial(self, exp: int) -> None:
+        """Record the committed trial count in the side file (after the commit: a count may
+        lag behind the file, never run ahead of it)."""
+        if exp in self._owned and self.path != ":memory:":
+            key, n = self._n_trials.get(exp, ("", 0))
+            self._n_trials[exp] = (key, n + 1)
+            if key:
+                _integrity.record_count(self.path, key, n + 1)
 
     def mark_submitted(self, trial_ids: Sequence[int], compute_class: str | None,
                        when: float | None = None) -> None:
@@ -358,7 +335,7 @@ class ResultsStore:
                     "UPDATE trials SET state=?, loss=?, results=?, error=?, "
                     "worker=COALESCE(?, worker), start_time=COALESCE(?, start_time), "
                     "finish_time=COALESCE(?, finish_time), compute_class=COALESCE(?, compute_class), "
-                    "attempts=COALESCE(?, attempts) "
+                    "attempts=MAX(attempts, COALESCE(?, 0)) "
                     "WHERE id=? AND state NOT IN ('COMPLETE','FAILED')",
                     (u.state.value, loss, _dumps(u.results or {}), u.error, u.worker, u.start_time,
                      u.finish_time if u.finish_time is not None else

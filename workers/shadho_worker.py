@@ -136,15 +136,99 @@ def run(fn: Callable[[dict[str, Any]], Any], params_file: str = "hyperparameters
     An objective that fails still writes its error to the result file, and the
     process exits non-zero so the master records a FAILED trial with the cause.
     """
+    # By absolute path: an objective may change the cwd, the result must still land in the sandbox.
+    params_file, result_file = in_sandbox(params_file), in_sandbox(result_file)
     with open(params_file) as fh:
         params = json.load(fh)
-    out = evaluate(fn, params)
+    become_subreaper()
+    try:
+        out = evaluate(fn, params)
+    finally:
+        end_descendants()
     if out["status"] == "success":
         write_json_atomic(result_file, {"loss": out["loss"], **out["results"]})
     else:
         write_json_atomic(result_file, {"error": out["error"]})
         sys.stderr.write(out["error"] + "\n")
         sys.exit(1)
+
+
+def in_sandbox(name: str) -> str:
+    """``name`` as an absolute path in the task's sandbox (``SHADHO_SANDBOX``, which both managers
+    set; else the current folder, taken before any objective runs)."""
+    base = os.environ.get("SHADHO_SANDBOX") or os.getcwd()
+    return os.path.join(base, name)
+
+
+# ---------------------------------------------------------------- the task's own processes
+#
+# An objective may start processes (data loaders, servers, ``setsid`` daemons). They must not
+# outlive its task: the entry makes itself a child subreaper, so orphaned descendants (even those
+# that left the process group) re-parent to it, and ends them all when the trials are done.
+# Not caught: descendants of a process that is itself SIGKILLed first (they re-parent to init),
+# and processes started through another service (ssh, at, a container runtime).
+
+
+def become_subreaper() -> None:
+    """Make this process the child subreaper of its descendants (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _descendants(root: int) -> list[int]:
+    """Live descendants of ``root``, from a scan of /proc (zombies count as gone)."""
+    parent: dict[int, int] = {}
+    for d in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+            if state != "Z":
+                parent[int(d)] = int(ppid)
+        except (OSError, ValueError):
+            pass
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == pid]
+        found.extend(kids)
+        todo.extend(kids)
+    return found
+
+
+def end_descendants(limit: float = 5.0) -> int:
+    """SIGKILL every live descendant of this process and reap them; returns how many were ended."""
+    import signal
+
+    ended: set[int] = set()
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        kids = _descendants(os.getpid())
+        if not kids:
+            break
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+                ended.add(k)
+            except OSError:
+                pass
+        time.sleep(0.01)
+        _reap()
+    _reap()
+    return len(ended)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def read_performance(path: str, max_bytes: int = MAX_RESULT_BYTES) -> dict[str, Any]:
@@ -263,10 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--command":
+        return run_command(args[1])
     if len(args) != 3:
-        sys.stderr.write("usage: shadho_worker.py OBJECTIVE PARAMS RESULT\n")
+        sys.stderr.write("usage: shadho_worker.py OBJECTIVE PARAMS RESULT | --command SCRIPT\n")
         return 2
-    obj_path, params_path, result_path = args
+    # Absolute paths, taken before the objective runs: it may change the cwd.
+    obj_path, params_path, result_path = (os.path.abspath(a) for a in args)
+    become_subreaper()
     doc: dict[str, Any] = {"host": os.uname().nodename, "slurm": os.environ.get("SLURM_JOB_ID"),
                            **_versions()}
     try:
@@ -287,6 +375,28 @@ def main(argv: list[str] | None = None) -> int:
     timeout = job.get("timeout")
     if timeout:
         signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        _run_trials(fn, job, timeout, doc, result_path)
+    finally:
+        end_descendants()
+    return 0
+
+
+def run_command(script: str) -> int:
+    """Run a shell-command objective (``sh SCRIPT``) and end every process it leaves behind."""
+    import subprocess
+
+    become_subreaper()
+    try:
+        return subprocess.call(["/bin/sh", script])
+    finally:
+        end_descendants()
+
+
+def _run_trials(fn: Callable[[dict[str, Any]], Any], job: dict[str, Any], timeout: float | None,
+                doc: dict[str, Any], result_path: str) -> None:
+    import signal
+
     results: dict[str, Any] = {}
     for trial_id, params in job["trials"]:
         if timeout:
@@ -302,7 +412,6 @@ def main(argv: list[str] | None = None) -> int:
             res = {**res, "error": f"trial exceeded task_timeout={timeout:g} s and was interrupted"}
         results[str(trial_id)] = res
         write_json_atomic(result_path, {**doc, "trials": results})
-    return 0
 
 
 if __name__ == "__main__":

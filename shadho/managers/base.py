@@ -94,6 +94,8 @@ class TrialOutcome:
     finish_time: float | None = None
     compute_class: str | None = None
     lost: bool = False
+    #: Times the trial was sent to a worker so far, when the manager counts them.
+    attempts: int | None = None
 
     @classmethod
     def from_json(cls, trial_id: int, doc: Any, **extra: Any) -> "TrialOutcome":

@@ -65,7 +65,8 @@ def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbo
     with open(os.path.join(sandbox, "hyperparameters.json"), "w") as fh:
         json.dump(params, fh)
     start = time.time()
-    proc = subprocess.run(f"{cmd} {tag}" if tag else cmd, shell=True, cwd=sandbox)  # tag last, as the original
+    proc = subprocess.run(f"{cmd} {tag}" if tag else cmd, shell=True, cwd=sandbox,  # tag last, as the original
+                          env={**os.environ, "SHADHO_SANDBOX": sandbox})
     out = shadho_worker.read_performance(os.path.join(sandbox, "performance.json"))
     if out["status"] == "success" and proc.returncode != 0:
         out = {"status": "error", "error": f"command exited with status {proc.returncode}"}
@@ -90,11 +91,13 @@ def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSet
         faulthandler.disable()
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        os.setsid()
+        os.setsid()  # its own group: _finish ends what the objective left running
+        import shadho_worker
+
+        shadho_worker.become_subreaper()  # ... and any descendant that left the group
         if memory_mb:
             limit = int(memory_mb * 2**20)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        import shadho_worker
 
         for trial_id, params in task.trials:
             if isinstance(objective, str):
@@ -105,6 +108,7 @@ def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSet
                 res = shadho_worker.evaluate(objective, params)
             line = json.dumps({"trial": trial_id, **res}, allow_nan=False).encode() + b"\n"
             os.write(wfd, line)
+        shadho_worker.end_descendants()
     except BaseException:  # noqa: BLE001 - report whatever happened through the exit code
         os._exit(70)
     os._exit(0)
@@ -209,6 +213,10 @@ class LocalManager(ExecutionManager):
         out = self._read(r)
         os.close(r.fd)
         r.proc.join(timeout=5)
+        try:  # what is left of the task's process group (the child may have crashed)
+            os.killpg(r.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         code = r.proc.exitcode
         if why is None:
             if code is not None and code < 0:

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from shadho.compute import ALLOCATED, ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
+from shadho.managers import outcome, task_shell
 from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
                                   default_queue_margin, task_tag)
 
@@ -43,8 +44,8 @@ from shadho.notices import ClassNeeds, Connection, ConnectNotice, Pool, Unmatche
 
 #: Extra keyword options of WorkQueueManager, with their defaults.
 OPTIONS = {"worker_timeout": 60, "worker_args": (), "max_retries": 5, "queue_margin": None,
-           "worker_binary": "work_queue_worker", "connect_notice_every": 30.0, "unmatched_after": 60.0}
-_RESULT_MAX_BYTES = 1 << 20
+           "worker_binary": "work_queue_worker", "connect_notice_every": 30.0, "unmatched_after": 60.0,
+           "memory_mb": None, "short_timeout": 1, "max_runs": 5}
 _DEFAULT = "shadho-default"
 
 
@@ -122,7 +123,11 @@ class WorkQueueManager(ExecutionManager):
         max_queued_tasks: most tasks waiting (beyond free slots) per compute class.
         worker_timeout: local workers exit this many seconds after losing the manager.
         worker_args: extra command-line arguments for local workers.
-        max_retries: times a task is moved to another worker after worker failures.
+        max_retries: times Work Queue itself moves a task to another worker after worker failures.
+        max_runs: most times a trial is run while its workers keep being lost (killed or
+            disconnected); then it FAILS with that cause.
+        short_timeout: seconds Work Queue waits for a new connection to authenticate (and
+            for a brief message to a worker); an idle connection stalls dispatch this long.
         queue_margin: tasks kept waiting per class beyond free slots (default: half
             the slots, at least 2, at most max_queued_tasks).
         worker_binary: the ``work_queue_worker`` executable.
@@ -161,6 +166,7 @@ class WorkQueueManager(ExecutionManager):
         self._task_res: dict[str | None, dict[str, float]] = {}
         self._per_class: dict[str | None, int] = {}
         self._seq = 0
+        self._runs = outcome.RunCounter(int(self.options["max_runs"]))
         self.port: int | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -187,6 +193,7 @@ class WorkQueueManager(ExecutionManager):
         self._q = q
         self.port = q.port
         q.specify_password_file(self._pw)
+        tune_against_idle_connections(q, self.options["short_timeout"])
         if self.name:
             if self.catalog:
                 host, _, cport = str(self.catalog).rpartition(":")
@@ -291,6 +298,14 @@ class WorkQueueManager(ExecutionManager):
                 log.warning("local Work Queue worker exited with status %s; restarting it", w.proc.returncode)
                 w.restarts += 1
                 self._spawn(w)
+        dead = [w for w in self._workers if w.proc is not None and w.proc.poll() is not None and w.restarts >= 3]
+        if dead and len(dead) == len(self._workers) and self._q is not None and not self._q.stats.workers_connected:
+            w = dead[-1]
+            tail = outcome.tail_of(os.path.join(self._tmp or "", f"worker-log-{id(w)}.txt"))
+            raise WorkerError(
+                f"all {len(dead)} local Work Queue workers exited, each restarted {w.restarts} times (last exit "
+                f"status {w.proc.returncode}), and no other worker is connected: the search cannot go on. Finished "
+                f"trials are saved; fix the cause and run again to resume. Last worker output:\n{tail}")
 
     def stop(self) -> None:
         self.cancel_all()
@@ -397,19 +412,24 @@ class WorkQueueManager(ExecutionManager):
         key = spec.compute_class
         cc = self._classes.get(key)
         timeout = settings.task_timeout
+        memory = (cc.resources.get("memory") if cc is not None else None) or self.options["memory_mb"]
         if callable(settings.objective):
-            py = shlex.quote(self.worker_python) if self.worker_python else '"${SHADHO_PYTHON:-python3}"'
-            t = wq.Task(f"{py} shadho_worker.py objective.pkl params.json result.json")
-            job = {"trials": [[tid, p] for tid, p in trials], "timeout": timeout,
-                   "memory_mb": cc.resources.get("memory") if cc is not None else None}
+            t = wq.Task(task_shell.wrap(f"{self._python()} shadho_worker.py objective.pkl params.json result.json"))
+            job = {"trials": [[tid, p] for tid, p in trials], "timeout": timeout, "memory_mb": memory}
             t.specify_buffer(json.dumps(job), "params.json", cache=False)
             t.specify_output_file(result, "result.json", cache=False)
             if timeout:  # the worker interrupts each trial itself; this is the backstop
                 t.specify_running_time_max(int(math.ceil(timeout * len(trials) + 30)))
         else:
             # The first line of stdout names the batch job the worker runs in.
+            # A class's memory is enforced by the resource monitor (start()); memory_mb= by ulimit.
+            t = wq.Task(task_shell.wrap(task_shell.command_line(self._python()),
+                                        None if cc is not None and cc.resources.get("memory")
+                                        else self.options["memory_mb"],
+                                        first_line='echo "@@shadho slurm=${SLURM_JOB_ID:-}"; '))
             # As the original did, the command gets the task tag as its last argument.
-            t = wq.Task(f'echo "@@shadho slurm=${{SLURM_JOB_ID:-}}"; {settings.objective} {task_tag(spec, trials[0][0])}')
+            t.specify_buffer(f"{settings.objective} {task_tag(spec, trials[0][0])}", task_shell.COMMAND_FILE,
+                             cache=False)
             t.specify_buffer(json.dumps(trials[0][1]), "hyperparameters.json", cache=False)
             t.specify_output_file(result, "performance.json", cache=False)
             for f in settings.outputs:
@@ -424,10 +444,14 @@ class WorkQueueManager(ExecutionManager):
         if cc is not None and cc.feature:
             t.specify_feature(cc.feature)
         t.specify_priority(float(spec.priority))
-        t.specify_max_retries(int(self.options["max_retries"]))
+        # Capped so that no trial runs more than max_runs times in all (see outcome.RunCounter).
+        t.specify_max_retries(min(int(self.options["max_retries"]), self._runs.retries_for([i for i, _ in trials])))
         tid = q.submit(t)
         self._pending[tid] = _Pending(spec, trials, t, result, self._category[key])
         self._per_class[key] = self._per_class.get(key, 0) + 1
+
+    def _python(self) -> str:
+        return shlex.quote(self.worker_python) if self.worker_python else '"${SHADHO_PYTHON:-python3}"'
 
     def set_priorities(self, priorities: dict[str | None, dict[str, float]]) -> None:
         """Re-prioritise waiting tasks: a waiting task is cancelled and resubmitted with its
@@ -478,8 +502,12 @@ class WorkQueueManager(ExecutionManager):
             return []
         key = p.spec.compute_class
         self._per_class[key] -= 1
+        self._runs.ran([tid for tid, _ in p.trials], outcome.tries(t))
         try:
-            return self._outcomes(p, t)
+            out = self._outcomes(p, t)
+            for o in out:
+                o.attempts = self._runs.runs.get(o.trial_id)
+            return out
         except Exception as exc:  # noqa: BLE001 - a hostile result must not stop the master
             log.warning("could not read the result of task %s: %r", t.id, exc)
             err = f"could not read the worker's result: {type(exc).__name__}: {str(exc)[:300]}"
@@ -494,54 +522,34 @@ class WorkQueueManager(ExecutionManager):
         wq = self._wq
         assert self._settings is not None
         key = p.spec.compute_class
-        host = _clean(getattr(t, "hostname", None)) or "unknown"
+        host = outcome.clean(getattr(t, "hostname", None)) or "unknown"
         result, status = t.result, t.return_status
         doc: dict[str, Any] = {}
         if callable(self._settings.objective):
-            doc = _read_json(p.result_path)
-            host = _clean(doc.get("host")) or host
-            slurm = _clean(doc.get("slurm"))
+            doc = outcome.read_json(p.result_path)
+            host = outcome.clean(doc.get("host")) or host
+            slurm = outcome.clean(doc.get("slurm"))
         else:
             first = (t.output or "").split("\n", 1)[0]
-            slurm = _clean(first[len("@@shadho slurm="):]) if first.startswith("@@shadho slurm=") else None
+            slurm = outcome.clean(first[len("@@shadho slurm="):]) if first.startswith("@@shadho slurm=") else None
         worker = f"{host}/slurm:{slurm}" if slurm else host
         extra = {"worker": worker, "compute_class": key}
-        start = _usec(getattr(t, "execute_cmd_start", None))
-        finish = _usec(getattr(t, "execute_cmd_finish", None)) or time.time()
+        start = outcome.usec(getattr(t, "execute_cmd_start", None))
+        finish = outcome.usec(getattr(t, "execute_cmd_finish", None)) or time.time()
 
-        why = None
-        if result == wq.WORK_QUEUE_RESULT_SIGNAL or (status > 128 and result in (
-                wq.WORK_QUEUE_RESULT_SUCCESS, wq.WORK_QUEUE_RESULT_OUTPUT_MISSING)):  # the shell's 128+N
-            sig = status - 128 if status > 128 else status
-            try:
-                why = f"task killed by signal {signal.Signals(sig).name}"
-            except ValueError:
-                why = f"task killed by a signal (status {status})"
-        elif result in (wq.WORK_QUEUE_RESULT_TASK_MAX_RUN_TIME, wq.WORK_QUEUE_RESULT_TASK_TIMEOUT):
-            why = f"task exceeded task_timeout={self._settings.task_timeout:g} s and was killed"
-        elif result == wq.WORK_QUEUE_RESULT_RESOURCE_EXHAUSTION:
-            why = f"task exceeded its resources ({_limits(t) or p.category}) and was killed"
-        elif result == wq.WORK_QUEUE_RESULT_MAX_RETRIES:
-            why = f"task given up after {self.options['max_retries']} retries on failing workers"
-        elif result == wq.WORK_QUEUE_RESULT_DISK_ALLOC_FULL:
-            why = "task filled its disk allocation"
-        elif result == wq.WORK_QUEUE_RESULT_INPUT_MISSING:
-            why = "an input file could not be sent to the worker"
-        elif result == wq.WORK_QUEUE_RESULT_FORSAKEN:
-            why = "task forsaken by its worker"
-        elif result not in (wq.WORK_QUEUE_RESULT_SUCCESS, wq.WORK_QUEUE_RESULT_OUTPUT_MISSING):
-            why = f"Work Queue result {t.result_str or result}"
+        why = outcome.why_failed(wq, t, self._settings.task_timeout, p.category)
+        lost_worker = result in (wq.WORK_QUEUE_RESULT_MAX_RETRIES, wq.WORK_QUEUE_RESULT_FORSAKEN)
 
         if not callable(self._settings.objective):
             tid = p.trials[0][0]
-            res = _read_performance(p.result_path)
+            res = outcome.read_performance(p.result_path)
             if why is None and status != 0:
                 why = f"command exited with status {status}"
                 if res["status"] == "error":
                     why += f": {res['error']}"
             if why is None:
                 return [TrialOutcome.from_json(tid, {**res, "start": start, "finish": finish}, **extra)]
-            return [TrialOutcome(tid, False, error=_with_output(why, t), start_time=start,
+            return [TrialOutcome(tid, False, error=outcome.with_output(why, t), start_time=start,
                                  finish_time=finish, **extra)]
 
         if "error" in doc and why is None:  # the objective could not be loaded
@@ -558,8 +566,13 @@ class WorkQueueManager(ExecutionManager):
             if why is None:
                 why = (f"worker process exited with status {status} before writing a result"
                        if status else "the task wrote no result")
+            if lost_worker:  # not the trial's fault: it runs again, up to max_runs times in all
+                again = self._runs.may_rerun(tid)
+                out.append(TrialOutcome(tid, False, error=None if again else self._runs.lost_error(tid),
+                                        start_time=start, finish_time=finish, lost=again, **extra))
+                continue
             # Only the trial that was running is to blame; later ones of a batch re-run.
-            out.append(TrialOutcome(tid, False, error=None if blamed else _with_output(why, t),
+            out.append(TrialOutcome(tid, False, error=None if blamed else outcome.with_output(why, t),
                                     start_time=start, finish_time=finish, lost=blamed, **extra))
             blamed = True
         return out
@@ -634,6 +647,13 @@ def _dump_objective(fn: Any) -> bytes:
     return shadho_worker.OBJECTIVE_MAGIC + json.dumps(header).encode() + b"\n" + data
 
 
+def tune_against_idle_connections(q: Any, seconds: float = 1) -> None:
+    """Work Queue waits "short-timeout" seconds (default 5) for a new connection to authenticate
+    and dispatches nothing meanwhile: each connection that never authenticates stalls the
+    search that long. Bound it (see docs/reliability.md and bench/idle_connections.py)."""
+    q.tune("short-timeout", seconds)
+
+
 def _remove_stale_folders() -> None:
     """Remove scratch folders of masters that died without stop() (killed with SIGKILL)."""
     root = tempfile.gettempdir()
@@ -671,55 +691,3 @@ def _fits(res: dict[str, Any], need: dict[str, float]) -> int:
             continue
         n = min(n, math.floor(float(have) / want + 1e-9))
     return 0 if n == math.inf else int(max(0, n))
-
-
-def _clean(value: Any, n: int = 200) -> str | None:
-    if value is None:
-        return None
-    s = str(value).strip()[:n]
-    return s or None
-
-
-def _usec(v: Any) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v / 1e6 if v > 0 else None
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return {}
-    if size > _RESULT_MAX_BYTES * 20:
-        return {"error": f"result file is {size} bytes (limit {_RESULT_MAX_BYTES * 20})"}
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError, RecursionError) as exc:
-        return {"error": f"malformed result file from the worker: {type(exc).__name__}: {str(exc)[:200]}"}
-    return doc if isinstance(doc, dict) else {"error": f"malformed result file from the worker: {str(doc)[:200]}"}
-
-
-def _read_performance(path: str) -> dict[str, Any]:
-    import shadho_worker
-
-    return shadho_worker.read_performance(path)
-
-
-def _limits(t: Any) -> str:
-    try:
-        lim = t.limits_exceeded
-        return ", ".join(f"{k}" for k in ("cores", "memory", "disk", "gpus", "wall_time")
-                         if getattr(lim, k, -1) not in (-1, None)) if lim is not None else ""
-    except Exception:  # noqa: BLE001 - only for the message
-        return ""
-
-
-def _with_output(why: str, t: Any) -> str:
-    text = (getattr(t, "output", None) or "").strip()
-    if text.startswith("@@shadho slurm="):
-        text = text.split("\n", 1)[1].strip() if "\n" in text else ""
-    return why + (f"\n--- last output ---\n{text[-1500:]}" if text else "")

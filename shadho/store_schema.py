@@ -1,0 +1,70 @@
+"""The SQLite schema of a shadho results file (see :mod:`shadho.store`).
+
+Example:
+    >>> import sqlite3
+    >>> c = sqlite3.connect(':memory:'); create_schema(c)
+    >>> c.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+    ('shadho',)
+"""
+from __future__ import annotations
+
+import sqlite3
+
+from shadho import lease as _lease
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    exp_key TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    owner_host TEXT, owner_pid INTEGER, heartbeat REAL,
+    progress TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS spaces (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    space_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, space_id)
+);
+CREATE TABLE IF NOT EXISTS space_stats (
+    experiment_id INTEGER NOT NULL,
+    space_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    n_complete INTEGER NOT NULL,
+    complexity REAL, uncertainty REAL, rank INTEGER,
+    classes TEXT NOT NULL DEFAULT '[]',
+    performance REAL, share REAL
+);
+CREATE INDEX IF NOT EXISTS space_stats_exp ON space_stats(experiment_id, space_id, time);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    space_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    params TEXT NOT NULL,
+    x TEXT NOT NULL,
+    loss REAL,
+    results TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    compute_class TEXT,
+    worker TEXT,
+    submit_time REAL, start_time REAL, finish_time REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS trials_exp_state ON trials(experiment_id, state);
+"""
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create every table of a new results file on ``conn`` (inside the caller's transaction)."""
+    for stmt in _SCHEMA.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', 'shadho')")
+    _lease.add_columns(conn)
