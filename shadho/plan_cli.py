@@ -55,13 +55,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive_hours(text: str) -> float:
+    from shadho.cli import _positive_seconds
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected hours, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive number of hours, got {text!r}")
-    return value
+        return _positive_seconds(text)  # the same check, worded for hours
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of hours, got {text!r}") from None
 
 
 def _line(label: str, value: Any, extra: str = "") -> str:

@@ -15,9 +15,12 @@ extrapolated beyond) with the pool's default queue margin of tasks waiting.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -84,14 +87,21 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
     db = os.path.join(tmp, "plan.db")
     shutil.copyfile(history_db, db)
     warm = model.warm_results(warm_limit)
+    # The simulated master resumes the planner's temporary copy and says so on stderr: that
+    # line is about the copy, not the user's search, so it is kept unless the run fails.
+    said = io.StringIO()
     try:
-        res = simulate(model.spec, model.objective, dict(slots), model.runtime_fn(draw),
-                       max_tasks=last_id + n_new, method=sampler_of(settings), use_complexity=heuristics,
-                       use_uncertainty=heuristics, noise=0.0, failure_rate=model.failure_fn(draw),
-                       seed=seed, backend=db, exp_key=_EXP, queue_margin="auto",
-                       task_overhead={c: model.dead[c] for c in slots},
-                       prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None,
-                       hyperparameters_per_task=model.trials_per_task)
+        with contextlib.redirect_stderr(said):
+            res = simulate(model.spec, model.objective, dict(slots), model.runtime_fn(draw),
+                           max_tasks=last_id + n_new, method=sampler_of(settings), use_complexity=heuristics,
+                           use_uncertainty=heuristics, noise=0.0, failure_rate=model.failure_fn(draw),
+                           seed=seed, backend=db, exp_key=_EXP, queue_margin="auto",
+                           task_overhead={c: model.dead[c] for c in slots},
+                           prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None,
+                           hyperparameters_per_task=model.trials_per_task)
+    except BaseException:
+        sys.stderr.write(said.getvalue())
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     new = [t for t in res.trials if t.id > last_id]
