@@ -66,7 +66,7 @@ def catalog(tmp_path: Path) -> Iterator[str]:
                              "-H", str(tmp_path / "catalog.history")],  # history not in the cwd
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: portfile.exists() and portfile.read_text().strip().isdigit(), 30)
+        assert _wait_for(lambda: portfile.exists() and portfile.read_text().strip().isdigit(), 90)
         yield f"localhost:{portfile.read_text().strip()}"
     finally:
         proc.terminate()
