@@ -374,9 +374,13 @@ def run_sim10k(table: Table, seeds: int, tasks: int, workers: int, n_spaces: int
     return m
 
 
-def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str) -> tuple[dict[str, Any], dict]:
+def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str,
+                peer: bool = False) -> tuple[dict[str, Any], dict]:
     """A real run's pool, seeds and wall budget on the simulator, with Work Queue's per-class
-    queues and priorities and REAL_OVERHEAD seconds per task (what the real run adds)."""
+    queues and priorities and REAL_OVERHEAD seconds per task (what the real run adds).
+
+    ``peer``: the "on" runs are OFF too, with other seeds (seed + 1000): the spread of the
+    per-seed ratios between two identical methods, i.e. what sampler luck alone gives."""
     profile = real_profile(profile_name)
     speeds, scale, relative = profile["speed"], profile["scale"], profile["relative"]
 
@@ -394,10 +398,11 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str) -> 
     out: dict[str, list] = {"on": [], "off": []}
     for seed in range(seeds):
         for mode in ("on", "off"):
-            flag = mode == "on"
+            flag = mode == "on" and not peer
             r = simulate(svc_spec(), table.loss, profile["pool"], runtime, max_tasks=SIMREAL_TASKS,
                          method="tpe", compute_classes=profile["classes"], use_complexity=flag,
-                         use_uncertainty=flag, seed=seed, noise=0.2, queue_margin="auto",
+                         use_uncertainty=flag, seed=seed + (1000 if peer and mode == "on" else 0),
+                         noise=0.2, queue_margin="auto",
                          task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT,
                          failure_rate=failure_rate)
             out[mode].append(r.window(seconds))
@@ -542,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, fewer tasks, shorter runs")
     ap.add_argument("--measure", action="store_true", help="re-measure the SVC runtime/loss table")
-    ap.add_argument("--parts", default="sim150,sim10k,simreal,real")
+    ap.add_argument("--parts", default="sim150,sim10k,simreal,real",
+                    help="comma separated: sim150, sim10k, simreal, peer (OFF vs OFF: noise floor), real")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--tasks", type=int, default=None, help="sim150 trial budget (default 4000)")
     ap.add_argument("--tasks10k", type=int, default=None, help="sim10k trial budget (default 60000)")
@@ -601,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
         for prof in profiles:
             m, _ = run_simreal(table, real_seeds, real_seconds, prof)
             lines.append(row(f"simreal-{prof}", m))
+            save()
+    if "peer" in parts:  # OFF against OFF with other seeds: the noise floor of the per-seed ratios
+        for prof in profiles:
+            m, _ = run_simreal(table, real_seeds, real_seconds, prof, peer=True)
+            m["provenance"] = "OFF vs OFF, other seeds: sampler luck alone"
+            lines.append(row(f"peer-{prof}", m))
             save()
     if "real" in parts:
         for prof in profiles:
