@@ -389,7 +389,22 @@ class Shadho(OriginalApi):
     def _get_scheduler(self) -> Scheduler:
         if self._scheduler is None:
             self._scheduler = _make_scheduler(self)
+            self._replay_into(self._scheduler)
         return self._scheduler
+
+    def _replay_into(self, scheduler: Scheduler) -> None:
+        """Resume: the scheduler learns every finished trial in the store (runtimes per
+        (space, class), successes, best losses) and solves its assignment once, so a
+        restarted master routes as the uninterrupted one would have."""
+        if self._store is None or self._exp is None:
+            return
+        done = (TrialState.COMPLETE, TrialState.FAILED)
+        results = [(t.space_id, t.compute_class, t.runtime,
+                    t.loss if t.state == TrialState.COMPLETE else None, t.state == TrialState.COMPLETE)
+                   for t in self._store.iter_trials(self._exp)
+                   if t.state in done and t.space_id in self._space_by_id]
+        if results and scheduler.warm_start(results):
+            scheduler.reassign(self._histories)
 
     def _reassign(self) -> None:
         scheduler = self._get_scheduler()

@@ -153,3 +153,52 @@ def test_planning_uses_the_mean_runtime():
         m.add(0, 0, float(x))
     assert abs(float(np.exp(m.log_mean_runtime()[0, 0])) / t.mean() - 1) < 0.1
     assert float(np.exp(m.log_runtime()[0, 0])) < 0.75 * t.mean()   # the median is not the mean
+
+
+def test_resume_rebuilds_what_the_scheduler_learned(tmp_path):
+    """A master that resumes from the store routes as the uninterrupted one would: the
+    learned runtimes, successes and best losses, and so the assignment, are the same."""
+    import shutil
+
+    spec = {"exclusive": True, "a": {"x": spaces.uniform(0, 1)}, "b": {"y": spaces.uniform(0, 1)}}
+    gain = {"a": {"small": 1.0, "big": 8.0}, "b": {"small": 1.0, "big": 1.0}}
+    classes = [{"name": "small", "resource": "cores", "value": 1},
+               {"name": "big", "resource": "cores", "value": 4}]
+    db = str(tmp_path / "r.db")
+    simulate(spec, lambda p: next(iter(p.values()))["x" if "a" in p else "y"], {"small": 3, "big": 3},
+             lambda sid, p, c: 2.0 / gain[next(iter(p))][c], max_tasks=120, compute_classes=classes,
+             seed=1, backend=db, reassign_every=10_000)   # no reassignment during the run
+    copy = str(tmp_path / "copy.db")
+    shutil.copy(db, copy)
+
+    from shadho import Shadho
+    from shadho.heuristics import Scheduler
+
+    def scheduler_of(path):
+        opt = Shadho("sim", lambda p: 0.0, spec, backend=path, quiet=True, timeout=None)
+        for c in classes:
+            opt.add_compute_class(**c)
+        opt._open()
+        s = opt._get_scheduler()
+        opt.close()
+        return s
+
+    resumed = scheduler_of(copy)
+    # The uninterrupted run's scheduler, fed the same results in the same order.
+    fresh = Scheduler(spaces.split(spec), resumed.classes)
+    from shadho.store import ResultsStore
+    with ResultsStore(db, readonly=True) as st:
+        exp = st.experiment_id("sim")
+        trials = [t for t in st.iter_trials(exp) if t.state.value in ("COMPLETE", "FAILED")]
+    assert len(trials) == 120
+    hist = {sp.id: History(sp.dim) for sp in fresh.spaces}
+    for t in trials:
+        fresh.observe(t.space_id, t.compute_class, t.runtime, t.loss, t.state.value == "COMPLETE")
+        hist[t.space_id].complete(None, t.x, t.loss)
+    fresh.reassign(hist)
+    np.testing.assert_allclose(resumed.runtimes.count, fresh.runtimes.count)
+    np.testing.assert_allclose(resumed.runtimes.sum_log, fresh.runtimes.sum_log)
+    np.testing.assert_allclose(resumed._space_best, fresh._space_best)
+    np.testing.assert_allclose(resumed.assignment.weights, fresh.assignment.weights, atol=1e-6)
+    ids = {sp.name: sp.id for sp in fresh.spaces}
+    assert resumed.weights()["big"][ids["a"]] > 0.5   # it learned that a gains 8x on big
