@@ -16,12 +16,19 @@ setup(
     package_data={"shadho.batch": ["templates/*", "examples/*"]},
     install_requires=["numpy>=1.22", "scipy>=1.8", "cloudpickle>=2.0"],
     extras_require={
-        # rich: terminal progress bars and tables; matplotlib: report plots.
-        "cli": ["rich>=12", "matplotlib>=3.5"],
+        # rich: terminal progress bars and tables; matplotlib: report plots; scikit-learn:
+        # the report's parameter importance.
+        "cli": ["rich>=12", "matplotlib>=3.5", "scikit-learn>=1.1"],
         "pandas": ["pandas>=1.4"],
         "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.1", "rich>=12", "matplotlib>=3.5",
-                 "pandas>=1.4", "htcondor==24.0.*"],
-        "bench": ["optuna>=4", "scikit-learn>=1.1", "matplotlib>=3.5"],
+                 "pandas>=1.4", "htcondor==24.0.*",
+                 # playwright: drives the system's Chromium in the report tests
+                 "playwright>=1.40"],
+        # coco-experiment: the BBOB suite (module cocoex); hyperopt: its TPE as a peer.
+        "bench": ["optuna>=4", "scikit-learn>=1.1", "matplotlib>=3.5", "coco-experiment>=2.6",
+                  "hyperopt>=0.2.7"],
+        # Optuna's GPSampler needs torch (large): only for bench/samplers.py's optuna-gp.
+        "bench-gp": ["torch>=2"],
     },
     entry_points={"console_scripts": ["shadho=shadho.cli:main"]},
 )

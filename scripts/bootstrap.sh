@@ -18,8 +18,12 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # apt's and debconf's notices go to a log (shown on failure), not into the user's first lines.
+    if ! { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; } >/tmp/shadho-bootstrap-apt.log 2>&1; then
+        tail -n 40 /tmp/shadho-bootstrap-apt.log >&2
+        echo "bootstrap: apt-get failed (full log: /tmp/shadho-bootstrap-apt.log)" >&2
+        exit 1
+    fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
@@ -37,9 +41,17 @@ ln -sf /usr/lib/python3/dist-packages/work_queue.py "$so" .venv/cctools/
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$ROOT/.venv/cctools" > "$site/cctools_work_queue.pth"
 
-if ! .venv/bin/python -c 'import shadho, rich, matplotlib, sklearn, hypothesis, pytest, htcondor' 2>/dev/null; then
-    .venv/bin/python -m pip install -q --upgrade pip "setuptools>=70" 2>&1 | grep -v '^WARNING: Location' || true
-    .venv/bin/python -m pip install -q -e ".[test,cli,bench]" 2>&1 | grep -v '^WARNING: Location' || true
+if ! .venv/bin/python -c 'import shadho, rich, matplotlib, sklearn, hypothesis, pytest, htcondor, playwright, cocoex, hyperopt' 2>/dev/null; then
+    # pip's and setuptools' own chatter (e.g. setuptools' "Editable installation" warning) goes
+    # to a log, so the first lines a user sees after bootstrap are shadho's; shown on failure.
+    log=.venv/bootstrap-pip.log
+    echo "bootstrap: installing shadho and its extras into .venv (pip log: $log)" >&2
+    if ! { .venv/bin/python -m pip install -q --upgrade pip "setuptools>=70" &&
+           .venv/bin/python -m pip install -q -e ".[test,cli,bench]"; } >"$log" 2>&1; then
+        grep -v '^WARNING: Location' "$log" | tail -n 40 >&2
+        echo "bootstrap: pip install failed (full log: $log)" >&2
+        exit 1
+    fi
 fi
 .venv/bin/python -c 'import shadho, work_queue, cloudpickle' || { echo "bootstrap: install failed" >&2; exit 1; }
 echo "bootstrap: ready (.venv)" >&2

@@ -16,7 +16,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = ["Shadho", "spaces", "ComputeClass", "TrialState", "Trial", "ResultsStore",
-           "ShadhoError", "__version__"]
+           "ShadhoError", "plan", "__version__"]
 
 _LAZY = {
     "Shadho": "shadho.driver",
@@ -25,6 +25,7 @@ _LAZY = {
     "Trial": "shadho.trial",
     "ResultsStore": "shadho.store",
     "ShadhoError": "shadho.errors",
+    "plan": "shadho.planner",
 }
 
 

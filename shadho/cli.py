@@ -1,4 +1,4 @@
-"""The ``shadho`` command: ``demo``, ``status``, ``report``, ``export``, ``workers``.
+"""The ``shadho`` command: ``demo``, ``status``, ``report``, ``export``, ``workers``, ``plan``.
 
 Every subcommand opens the results file read-only, so it is safe to run while a
 master writes to it. Errors are one sentence on stderr and a non-zero exit
@@ -34,6 +34,7 @@ _DISPATCH = {
     "demo": ("shadho.demo", "run the README's demo search (SVM kernels on digits, two local workers)"),
     "workers": ("shadho.batch.cli", "start, list and stop Work Queue workers on batch systems"),
     "retry": ("shadho.retry", "queue an experiment's failed trials again (the next run re-runs them)"),
+    "plan": ("shadho.plan_cli", "predict what a pool of workers does for a search (trials/h, time, cost)"),
 }
 
 #: pip requirement that provides an optional top-level module.
@@ -95,7 +96,7 @@ def _stdout_is_tty() -> bool:
 # ---------------------------------------------------------------- subcommands
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from shadho import status
+    from shadho import status, status_rich
 
     use_rich = _stdout_is_tty() and not args.plain and not args.json
     if use_rich:
@@ -120,12 +121,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(json.dumps(snap, default=str), flush=True)
             elif use_rich:
                 if args.watch is None:
-                    status.print_rich(snap)
+                    status_rich.print_rich(snap)
                 else:
                     if live is None:
-                        live = status.start_live(snap)
+                        live = status_rich.start_live(snap)
                     else:
-                        live.update(status.render_rich(snap), refresh=True)
+                        live.update(status_rich.render_rich(snap), refresh=True)
             else:
                 if count > 1:
                     print(flush=True)
@@ -145,6 +146,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         raise missing_extra("report", "matplotlib") from None
+    if args.serve:
+        from shadho.serve import serve
+
+        serve(args.results, args.exp, args.host, args.port, args.interval)
+        return OK
+    if args.output is None:
+        raise CliError("shadho report needs -o DIR (a folder to write) or --serve (a live page)")
     from shadho import report
 
     store = open_store(args.results)
@@ -256,15 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per refresh")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("report", help="PNG plots and an HTML page of a search",
-                       description="Writes best loss vs time, trials per compute class over time, "
-                       "runtime per space and class, and loss vs each hyperparameter per space as "
-                       "PNG files, an index.html that embeds them (base64, so the page is "
-                       "self-contained) and manifest.json listing each plot and its panels. "
-                       "Needs matplotlib.")
+    p = sub.add_parser("report", help="PNG plots and an HTML page of a search (or a live page)",
+                       description="Writes the run's settings, the 10 best trials, best loss vs time "
+                       "and trial number, where the routing sent work (trials per space x class, "
+                       "assignment over time, measured speeds), runtime per space and class, "
+                       "parameter importance and loss vs each hyperparameter per space, and "
+                       "failures grouped by cause: PNG files, an index.html that embeds them "
+                       "(self-contained) and manifest.json. With --serve, serves the same page "
+                       "live while a search runs (read-only). Needs matplotlib and scikit-learn.")
     p.add_argument("results", metavar="RESULTS.db", help="the results file")
-    p.add_argument("-o", "--output", metavar="DIR", required=True, help="folder to write (created)")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder to write (created)")
     p.add_argument("--exp", metavar="KEY", help="experiment (needed when the file holds several)")
+    p.add_argument("--serve", action="store_true",
+                   help="serve the page live over HTTP, refreshed as trials finish (Ctrl-C stops)")
+    p.add_argument("--port", type=int, default=8765, metavar="P", help="with --serve: port (default 8765)")
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                   help="with --serve: address to bind (default 127.0.0.1: reach it via an SSH tunnel)")
+    p.add_argument("--interval", type=_positive_seconds, default=2.0, metavar="SECONDS",
+                   help="with --serve: seconds between reads of the results file (default 2)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="trials as CSV or JSON",

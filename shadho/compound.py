@@ -105,9 +105,15 @@ def _is_compound(node: Any) -> bool:
 
 
 def _has_compound(node: Any) -> bool:
-    if _is_compound(node):
-        return True
-    return isinstance(node, Mapping) and any(_has_compound(v) for v in node.values())
+    # Iterative: a spec nested thousands deep must reach the depth check, not recurse here.
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if _is_compound(n):
+            return True
+        if isinstance(n, Mapping):
+            stack.extend(n.values())
+    return False
 
 
 def _paths(node: Any, path: tuple[str, ...], out: dict[int, tuple[str, ...]]) -> None:

@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Best: {best['searchspace']} loss={best['loss']:.4f} (accuracy {best['results'].get('accuracy', 0):.4f}) "
           f"on class {best['compute_class']}")
     print(f"Params: {best['params']}")
-    print(f"See it all with: shadho status {os.path.relpath(args.backend)}")
+    rel = os.path.relpath(args.backend)
+    print(f"See it all with: shadho status {rel}   (or a page: shadho report {rel} -o report/)")
     return 0
 
 

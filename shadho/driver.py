@@ -27,6 +27,7 @@ from shadho.errors import ShadhoError
 from shadho.heuristics.scheduler import Scheduler
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings, TaskSpec, TrialOutcome
 from shadho.samplers import History, make_sampler
+from shadho.samplers.startup import SearchContext
 from shadho.spaces import SearchSpace, split
 from shadho.store import ResultsStore, TrialUpdate
 from shadho.summary import exit_after_interrupt, say_end, say_resume
@@ -231,6 +232,10 @@ class Shadho(OriginalApi):
         self._store, self._exp = store, exp
         say_resume(self, store, exp)  # what resume found; retry_failed=True re-queues failures
         self._histories = {s.id: History(s.dim) for s in self.spaces}
+        # Optional sampler hook: all spaces' histories and the budget (see Sampler.bind).
+        bind = getattr(self.sampler, "bind", None)
+        if callable(bind):
+            bind(SearchContext(tuple(self.spaces), self._histories, self.max_tasks))
         base = [self.seed] if self.seed is not None else []
         for i, s in enumerate(self.spaces):
             ss = np.random.SeedSequence(base + [i]) if base else np.random.SeedSequence()

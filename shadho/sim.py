@@ -22,7 +22,7 @@ so the scheduler's queued decisions and priorities are simulated too.
 ``task_overhead`` seconds are added once per task before its first trial starts
 (a worker's interpreter start and file transfers); it and ``failure_rate`` may
 differ per class (a mapping, or ``fn(space_id, class_key) -> probability``), as
-when :mod:`shadho.plan` replays what a results file measured.
+when :mod:`shadho.planner` replays what a results file measured.
 
 Run the driver by task count (``timeout=None, max_tasks=N``): its own deadline
 uses the wall clock. :func:`simulate` does the wiring and also measures the

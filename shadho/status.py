@@ -11,8 +11,16 @@ The plain format::
     master<TAB>running            (or: stopped)
     workers<TAB>2                 (only while the master runs)
     in_flight<TAB>3               (only while the master runs)
+    running<TAB>2                 (tasks running on workers; only while the master runs)
+    queued<TAB>1                  (tasks waiting for a worker; only while the master runs)
     updated<TAB>1.5               (seconds since the master last wrote its progress)
+    updated_at<TAB>2026-01-02T03:04:05.000+00:00
+    started<TAB>2026-01-02T03:00:00.000+00:00   (the first trial's submission)
+    elapsed_s<TAB>245.0           (seconds from the first trial to now, or to the last result)
     trials<TAB>30                 (all trials)
+    finished<TAB>28               (complete + failed)
+    budget<TAB>60                 (max_tasks; - without one)
+    eta_s<TAB>262.5               (seconds left at the current rate, capped by the timeout)
     best_loss<TAB>0.0123          (-: none yet)
     best_space<TAB>svm/rbf
     best_params<TAB>{"C": 1.0}
@@ -22,8 +30,15 @@ The plain format::
     <blank line>
     [classes]
     class<TAB>done<TAB>...
+    <blank line>
+    [failures]
+    count<TAB>example_trial<TAB>cause      (failed trials grouped by cause, most common first)
+    <blank line>
+    [legend]
+    column<TAB>meaning                     (what each column means, with its unit)
 
-Missing values are ``-``; parameters are JSON objects keyed by the hyperparameter's
+Missing values are ``-``; numbers are rounded (6 significant digits, seconds to 0.1 s);
+times are ISO 8601 (UTC); parameters are JSON objects keyed by the hyperparameter's
 path inside its space. Every block ends with a blank line.
 
 Example:
@@ -39,14 +54,34 @@ import time
 from typing import Any, Iterable
 
 from shadho import resume
+from shadho.export import iso_time
+from shadho.failures import group_failures
 from shadho.trial import Trial, TrialState
 
 SPACE_COLUMNS = ("space", "done", "failed", "running", "waiting", "best_loss", "trials_per_min",
                  "complexity", "uncertainty", "rank", "classes", "best_params")
 CLASS_COLUMNS = ("class", "done", "failed", "running", "waiting", "best_loss", "trials_per_min",
                  "mean_runtime_s")
-HEADER_KEYS = ("experiment", "file", "master", "workers", "in_flight", "updated", "trials",
+FAILURE_COLUMNS = ("count", "example_trial", "cause")
+HEADER_KEYS = ("experiment", "file", "master", "workers", "in_flight", "running", "queued", "updated",
+               "updated_at", "started", "elapsed_s", "trials", "finished", "budget", "eta_s",
                "best_loss", "best_space", "best_params")
+#: Keys shown only while a master runs.
+LIVE_KEYS = ("workers", "in_flight", "running", "queued")
+#: What every column and header key means (``[legend]`` in plain text, a legend in rich).
+LEGEND = {
+    "done": "trials completed with a loss", "failed": "trials that failed (see [failures])",
+    "running": "trials handed to the workers, not finished (running or queued there)",
+    "waiting": "trials not yet handed out",
+    "best_loss": "lowest loss so far", "trials_per_min": "finished trials per minute",
+    "complexity": "search-space complexity (heuristic; higher: harder to search)",
+    "uncertainty": "how unsure the sampler still is about the space (heuristic, 0-1)",
+    "rank": "order in which the heuristics favour the space (1: most)",
+    "classes": "compute classes the space is assigned to",
+    "mean_runtime_s": "mean objective runtime in seconds",
+    "elapsed_s": "seconds since the first trial", "eta_s": "estimated seconds until the budget or timeout ends",
+    "updated": "seconds since the master last reported", "queued": "tasks waiting for a worker",
+}
 
 #: The name shown for trials run without compute classes.
 DEFAULT_CLASS = "default"
@@ -135,6 +170,7 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
         progress = store.progress(exp)
         key = exp_key or next((k for k in store.experiments() if store.experiment_id(k) == exp), "?")
         settings = store.settings(exp)
+        runs = store.runs(exp)
         current = resume.current_space_ids(store, exp)
     finally:
         if not in_tx:
@@ -142,6 +178,12 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
     if current is not None and not all_spaces:
         spaces, trials = [s for s in spaces if s["id"] in current], [t for t in trials if t.space_id in current]
     spaces = resume.label_spaces(spaces, current)
+    return _snapshot(store.path, key, settings, spaces, trials, stats, progress, runs)
+
+
+def _snapshot(path: str, key: str, settings: dict[str, Any], spaces: list[dict[str, Any]],
+              trials: list[Trial], stats: dict[str, Any], progress: dict[str, Any],
+              runs: list[dict[str, Any]]) -> dict[str, Any]:
     now = time.time()
     running_master = bool(progress.get("running_master"))
     starts = [t.submit_time for t in trials if t.submit_time is not None]
@@ -150,43 +192,23 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
     end = now if running_master else (max(ends) if ends else None)
 
     dims_of = {s["id"]: list(s.get("dims", {})) for s in spaces}
-    names = {s["id"]: s["name"] for s in spaces}
-    order = [s["id"] for s in spaces] + sorted({t.space_id for t in trials} - set(names))
-    space_rows = []
-    for sid in order:
-        group = [t for t in trials if t.space_id == sid]
-        row = _group_row(group, start, end)
-        best = row.pop("best_trial")
-        st = stats.get(sid, {})
-        space_rows.append({
-            "space": names.get(sid, sid), "space_id": sid, **row,
-            "complexity": st.get("complexity"), "uncertainty": st.get("uncertainty"),
-            "rank": st.get("rank"),
-            "classes": [DEFAULT_CLASS if c is None else c for c in st.get("classes", [])],
-            "best_params": space_params(best.params, dims_of.get(sid, [])) if best else None})
-
-    declared = list(settings.get("compute_classes") or [])
-    seen = {t.compute_class or DEFAULT_CLASS for t in trials}
-    class_order = declared + sorted(seen - set(declared))
-    class_rows = []
-    for cls in class_order:
-        group = [t for t in trials if (t.compute_class or DEFAULT_CLASS) == cls]
-        row = _group_row(group, start, end)
-        row.pop("best_trial")
-        runtimes = [t.runtime for t in group if t.runtime is not None]
-        class_rows.append({"class": cls, **row,
-                           "mean_runtime_s": sum(runtimes) / len(runtimes) if runtimes else None})
-
+    space_rows = _space_rows(spaces, trials, stats, start, end)
+    class_rows = _class_rows(settings, trials, start, end)
     overall = _group_row(trials, start, end)
     best = overall["best_trial"]
     beat = progress.get("time")
+    live = {k: progress.get(k) if running_master else None for k in LIVE_KEYS}
+    finished = overall["done"] + overall["failed"]
     return {
-        "experiment": key, "file": store.path,
-        "master": "running" if running_master else "stopped",
-        "workers": progress.get("workers") if running_master else None,
-        "in_flight": progress.get("in_flight") if running_master else None,
+        "experiment": key, "file": path,
+        "master": "running" if running_master else "stopped", **live,
         "updated": (now - beat) if isinstance(beat, (int, float)) else None,
-        "trials": len(trials),
+        "updated_at": iso_time(beat) if isinstance(beat, (int, float)) else None,
+        "started": iso_time(start), "elapsed_s": _elapsed(start, end, runs, running_master, now),
+        "trials": len(trials), "finished": finished, "budget": settings.get("max_tasks"),
+        "eta_s": _eta(settings, runs, trials, finished, start, now) if running_master else None,
+        "failures": [{"count": g.count, "example_trial": g.example_trial_id, "cause": g.message}
+                     for g in group_failures(trials)],
         "best_loss": best.loss if best else None,
         "best_space": best.searchspace if best else None,
         "best_params": space_params(best.params, dims_of.get(best.space_id, [])) if best else None,
@@ -194,41 +216,124 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
     }
 
 
+def _space_rows(spaces: list[dict[str, Any]], trials: list[Trial], stats: dict[str, Any],
+                start: float | None, end: float | None) -> list[dict[str, Any]]:
+    dims_of = {s["id"]: list(s.get("dims", {})) for s in spaces}
+    names = {s["id"]: s["name"] for s in spaces}
+    order = [s["id"] for s in spaces] + sorted({t.space_id for t in trials} - set(names))
+    rows = []
+    for sid in order:
+        row = _group_row([t for t in trials if t.space_id == sid], start, end)
+        best = row.pop("best_trial")
+        st = stats.get(sid, {})
+        rows.append({
+            "space": names.get(sid, sid), "space_id": sid, **row,
+            "complexity": st.get("complexity"), "uncertainty": st.get("uncertainty"),
+            "rank": st.get("rank"),
+            "classes": [DEFAULT_CLASS if c is None else c for c in st.get("classes", [])],
+            "best_params": space_params(best.params, dims_of.get(sid, [])) if best else None})
+    return rows
+
+
+def _class_rows(settings: dict[str, Any], trials: list[Trial], start: float | None,
+                end: float | None) -> list[dict[str, Any]]:
+    declared = list(settings.get("compute_classes") or [])
+    seen = {t.compute_class or DEFAULT_CLASS for t in trials}
+    rows = []
+    for cls in declared + sorted(seen - set(declared)):
+        group = [t for t in trials if (t.compute_class or DEFAULT_CLASS) == cls]
+        row = _group_row(group, start, end)
+        row.pop("best_trial")
+        runtimes = [t.runtime for t in group if t.runtime is not None]
+        rows.append({"class": cls, **row,
+                     "mean_runtime_s": sum(runtimes) / len(runtimes) if runtimes else None})
+    return rows
+
+
+def _elapsed(start: float | None, end: float | None, runs: list[dict[str, Any]], running: bool,
+             now: float) -> float | None:
+    """Seconds from the first trial (or, before one, from the run's start) to now or the last result."""
+    if start is None and running and runs:
+        start = runs[-1]["start"]
+    if start is None:
+        return None
+    return max(0.0, (now if running else (end or start)) - start)
+
+
+def _eta(settings: dict[str, Any], runs: list[dict[str, Any]], trials: list[Trial], finished: int,
+         start: float | None, now: float) -> float | None:
+    """Seconds until the budget is spent at this run's rate so far, capped by its timeout."""
+    etas = []
+    budget = settings.get("max_tasks")
+    since = runs[-1]["start"] if runs else start  # a resumed run's rate, not the gap before it
+    if budget is not None and since is not None and now > since:
+        n = sum(1 for t in trials if t.state.finished and (t.finish_time or 0) >= since)
+        if n:
+            etas.append(max(0.0, budget - finished) * (now - since) / n)
+    timeout = settings.get("timeout")
+    if isinstance(timeout, (int, float)) and runs:
+        etas.append(max(0.0, runs[-1]["start"] + timeout - now))
+    return min(etas) if etas else None
+
+
 def empty(path: str) -> dict[str, Any]:
     """The snapshot of a results file that holds no experiment yet."""
-    return {"experiment": None, "file": path, "master": "stopped", "workers": None,
-            "in_flight": None, "updated": None, "trials": 0, "best_loss": None,
-            "best_space": None, "best_params": None, "spaces": [], "classes": []}
+    out: dict[str, Any] = {k: None for k in HEADER_KEYS}
+    out.update(file=path, master="stopped", trials=0, finished=0, spaces=[], classes=[], failures=[])
+    return out
 
 
 # ---------------------------------------------------------------- plain text
 
-def _cell(value: Any) -> str:
+def _rounded(value: Any) -> Any:
+    """Floats inside parameters to 6 significant digits."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _cell(value: Any, seconds: bool = False, digits: int = 6) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return "-" if not math.isfinite(value) else repr(value)
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:.1f}" if seconds else f"{value:.{digits}g}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(", ", ": "), default=str)
+        return json.dumps(_rounded(value), separators=(", ", ": "), default=str)
     return " ".join(str(value).split())  # no tabs or newlines inside a cell
+
+
+def _is_seconds(key: str) -> bool:
+    return key.endswith("_s") or key == "updated"
 
 
 def render_plain(snap: dict[str, Any]) -> str:
     """Tab-separated sections (see the module docstring); ends with a blank line."""
     lines = []
     for key in HEADER_KEYS:
-        if key in ("workers", "in_flight") and snap.get("master") != "running":
+        if key in LIVE_KEYS and snap.get("master") != "running":
             continue
-        lines.append(f"{key}\t{_cell(snap.get(key))}")
+        lines.append(f"{key}\t{_cell(snap.get(key), _is_seconds(key))}")
     lines.append("")
-    for section, columns in (("spaces", SPACE_COLUMNS), ("classes", CLASS_COLUMNS)):
+    for section, columns in (("spaces", SPACE_COLUMNS), ("classes", CLASS_COLUMNS),
+                             ("failures", FAILURE_COLUMNS)):
         lines.append(f"[{section}]")
         lines.append("\t".join(columns))
-        for row in snap[section]:
-            lines.append("\t".join(_cell(row.get(c)) for c in columns))
+        for row in snap.get(section, []):
+            lines.append("\t".join(_cell(row.get(c), _is_seconds(c), 3 if c == "trials_per_min" else 6)
+                                    for c in columns))
         lines.append("")
+    lines.append("[legend]")
+    lines.append("column\tmeaning")
+    lines.extend(f"{k}\t{v}" for k, v in LEGEND.items())
+    lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -275,100 +380,7 @@ def parse_plain(text: str) -> dict[str, Any]:
         elif header is None:
             header = cells
         else:
-            out[section].append({h: (c if h in ("space", "class") else _parse_cell(c))
+            out[section].append({h: (c if h in ("space", "class", "cause", "meaning")
+                                     else _parse_cell(c))
                                  for h, c in zip(header, cells)})
     return out
-
-
-# ---------------------------------------------------------------- rich
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if math.isfinite(value) else "-"
-    return str(value)
-
-
-def _fmt_rate(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
-
-
-def _fmt_params(params: dict[str, Any] | None) -> str:
-    if not params:
-        return "-"
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-
-
-_TABLE = {"title_justify": "left", "padding": (0, 1), "pad_edge": False, "show_edge": False,
-          "collapse_padding": True}
-
-
-def render_rich(snap: dict[str, Any]) -> Any:
-    """A rich renderable: a summary line, the spaces table and the classes table."""
-    from rich import box
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    table = {**_TABLE, "box": box.SIMPLE_HEAD}
-
-    if snap.get("master") == "running":
-        master = (f"master [green]running[/], {_fmt(snap.get('workers'))} workers, "
-                  f"{_fmt(snap.get('in_flight'))} tasks in flight")
-    else:
-        master = "master [dim]stopped[/]"
-    head = Text.from_markup(
-        f"[bold]{snap.get('experiment') or 'no experiment yet'}[/] in {snap['file']}: {master}; "
-        f"{snap['trials']} trials, best loss [bold]{_fmt(snap.get('best_loss'), 6)}[/]"
-        + (f" ({snap['best_space']}: {_fmt_params(snap.get('best_params'))})"
-           if snap.get("best_space") else ""))
-
-    spaces = Table(title="search spaces", **table)
-    for col, kw in (("space", {"style": "bold"}), ("done", {}), ("fail", {"style": "red"}),
-                    ("run", {}), ("wait", {}), ("best loss", {"style": "green"}), ("/min", {}),
-                    ("cplx", {}), ("unc", {}), ("rank", {}), ("classes", {})):
-        kw.setdefault("no_wrap", True)
-        if col not in ("space", "classes", "best params"):
-            kw.setdefault("justify", "right")
-        spaces.add_column(col, **kw)
-    for r in snap["spaces"]:
-        spaces.add_row(r["space"], str(r["done"]), str(r["failed"]), str(r["running"]),
-                       str(r["waiting"]), _fmt(r["best_loss"], 4), _fmt_rate(r["trials_per_min"]),
-                       _fmt(r["complexity"], 3), _fmt(r["uncertainty"], 3), _fmt(r["rank"]),
-                       ",".join(r["classes"]) or "-")
-
-    best = Table(title="best parameters per space", **table)
-    best.add_column("space", style="bold", no_wrap=True)
-    best.add_column("best loss", justify="right", style="green", no_wrap=True)
-    best.add_column("parameters", overflow="fold")
-    for r in snap["spaces"]:
-        best.add_row(r["space"], _fmt(r["best_loss"], 6), _fmt_params(r["best_params"]))
-
-    classes = Table(title="compute classes", **table)
-    for col in ("class", "done", "fail", "run", "wait", "best loss", "/min", "mean runtime (s)"):
-        classes.add_column(col, justify="left" if col == "class" else "right", no_wrap=True,
-                           style="bold" if col == "class" else ("red" if col == "fail" else None))
-    for r in snap["classes"]:
-        classes.add_row(r["class"], str(r["done"]), str(r["failed"]), str(r["running"]),
-                        str(r["waiting"]), _fmt(r["best_loss"], 6), _fmt_rate(r["trials_per_min"]),
-                        _fmt(r["mean_runtime_s"], 3))
-    return Group(head, spaces, best, classes)
-
-
-def print_rich(snap: dict[str, Any]) -> None:
-    from rich.console import Console
-
-    Console().print(render_rich(snap))
-
-
-def start_live(snap: dict[str, Any]) -> Any:
-    """A started ``rich.live.Live`` showing ``snap``; call ``update``/``stop`` on it."""
-    from rich.live import Live
-
-    live = Live(render_rich(snap), auto_refresh=False, transient=False)
-    live.start()
-    live.refresh()
-    return live

@@ -17,11 +17,11 @@ Example:
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import sqlite3
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +209,7 @@ class ResultsStore:
                 if self.path != ":memory:":
                     held.acquire(c)
                 self._owned[exp] = held
+                self._record_run(c, exp, now, socket.gethostname(), os.getpid())
         if lock:
             self._n_trials[exp] = (exp_key, n or 0)
         return exp
@@ -408,37 +409,50 @@ class ResultsStore:
         return doc
 
     def export_csv(self, exp: int, path: str | os.PathLike[str]) -> None:
-        """One row per trial; params and metrics flattened into dotted columns."""
-        rows = [_flat_row(t) for t in self.iter_trials(exp)]
-        cols: list[str] = []
-        for r in rows:
-            cols.extend(k for k in r if k not in cols)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
+        """One row per trial, columns grouped as :mod:`shadho.export` describes."""
+        from shadho.export import write_csv
+
+        write_csv(path, self.iter_trials(exp), [s["id"] for s in self.spaces(exp)])
 
     def to_dataframe(self, exp: int) -> Any:
-        """A pandas DataFrame, one row per trial (needs pandas)."""
+        """A pandas DataFrame, one row per trial, columns as in the CSV export (needs pandas)."""
         try:
             import pandas as pd
         except ImportError:
             raise StoreError("to_dataframe needs pandas: pip install pandas") from None
-        return pd.DataFrame([_flat_row(t) for t in self.iter_trials(exp)])
+        from shadho.export import trial_rows
 
+        rows, cols = trial_rows(self.iter_trials(exp), [s["id"] for s in self.spaces(exp)],
+                                none_param=None)
+        return pd.DataFrame(rows, columns=cols)
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value if not isinstance(value, list) else json.dumps(value)
+    # ------------------------------------------------------------ reads for reports
+    # Master runs (a resume is every run after the first) and a cheap change marker that
+    # ``shadho report --serve`` polls before it rebuilds its page.
 
+    def runs(self, exp: int) -> list[dict[str, Any]]:
+        """Each master run of ``exp``: ``{'start': epoch seconds, 'host', 'pid'}``, oldest first
+        (files written before runs were recorded give an empty list)."""
+        if not self._has_table("runs"):
+            return []
+        rows = self.conn.execute("SELECT start, host, pid FROM runs WHERE experiment_id=? ORDER BY start",
+                                 (exp,))
+        return [{"start": r[0], "host": r[1], "pid": r[2]} for r in rows]
 
-def _flat_row(t: Trial) -> dict[str, Any]:
-    row = {k: v for k, v in t.to_dict().items() if k not in ("params", "results", "x")}
-    _flatten("params", t.params, row)
-    _flatten("results", t.results, row)
-    return row
+    def data_version(self, exp: int) -> tuple[Any, ...]:
+        """A tuple that changes whenever trials or space snapshots of ``exp`` change."""
+        trials = self.conn.execute(
+            "SELECT COUNT(*), SUM(state IN ('COMPLETE','FAILED')), SUM(state='RUNNING'), MAX(finish_time) "
+            "FROM trials WHERE experiment_id=?", (exp,)).fetchone()
+        stats = self.conn.execute("SELECT COUNT(*) FROM space_stats WHERE experiment_id=?",
+                                  (exp,)).fetchone()
+        return (*trials, *stats)
+
+    def _has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                                 (name,)).fetchone() is not None
+
+    def _record_run(self, c: sqlite3.Connection, exp: int, now: float, host: str, pid: int) -> None:
+        c.execute("CREATE TABLE IF NOT EXISTS runs (experiment_id INTEGER NOT NULL, start REAL NOT NULL, "
+                  "host TEXT, pid INTEGER)")
+        c.execute("INSERT INTO runs VALUES (?,?,?,?)", (exp, now, host, pid))

@@ -109,11 +109,11 @@ def to_dataframes(trials: Sequence[Trial], space_names: Sequence[str]) -> list[A
         from shadho.errors import ShadhoError
 
         raise ShadhoError("to_dataframes needs pandas: pip install pandas") from None
-    from shadho.store import _flat_row
+    from shadho.export import trial_row
 
     rows: dict[str, list[dict[str, Any]]] = {n: [] for n in space_names}
     for t in trials:
-        rows.setdefault(t.searchspace, []).append(_flat_row(t))
+        rows.setdefault(t.searchspace, []).append(trial_row(t))
     return [pd.DataFrame(r).dropna(axis=1, how="all") if r else pd.DataFrame() for r in rows.values()]
 
 

@@ -61,7 +61,7 @@ def test_status_plain_table(db, capsys, store_trials):
         assert row["failed"] == sum(t.state == "FAILED" for t in mine)
         assert row["running"] == 0 and row["waiting"] == 0
         losses = [t.loss for t in mine if t.loss is not None]
-        assert row["best_loss"] == pytest.approx(min(losses))
+        assert row["best_loss"] == pytest.approx(min(losses), rel=1e-5)  # 6 significant digits
         assert row["classes"] == ["small", "big"]
         assert row["trials_per_min"] > 0
     poly = snap["spaces"][2]
@@ -70,7 +70,35 @@ def test_status_plain_table(db, capsys, store_trials):
     assert [r["class"] for r in snap["classes"]] == ["small", "big"]
     assert sum(r["done"] + r["failed"] for r in snap["classes"]) == 30
     best = min(t.loss for t in store_trials if t.loss is not None)
-    assert snap["best_loss"] == pytest.approx(best)
+    assert snap["best_loss"] == pytest.approx(best, rel=1e-5)
+
+
+def test_status_plain_reads_at_a_glance(db, capsys, store_trials):
+    import datetime
+
+    from shadho.status import LEGEND
+
+    rc, out, _ = run_cli(capsys, "status", db)
+    snap = parse_plain(out)
+    first = min(t.submit_time for t in store_trials)
+    started = datetime.datetime.fromisoformat(snap["started"])
+    assert started.tzinfo is not None and abs(started.timestamp() - first) < 0.01
+    assert snap["budget"] == 30 and snap["finished"] == 30 and snap["eta_s"] is None
+    assert snap["elapsed_s"] > 0 and out.split("elapsed_s\t")[1].split("\n")[0].count(".") == 1
+    assert "running" not in snap and "queued" not in snap  # only while a master runs
+    failed = [t for t in store_trials if t.state == "FAILED"]
+    assert sum(r["count"] for r in snap["failures"]) == len(failed) > 0
+    assert snap["failures"][0]["cause"] == "ValueError: degree <num> is not supported" or \
+        snap["failures"][0]["cause"].startswith("ValueError: degree")
+    legend = {r["column"]: r["meaning"] for r in snap["legend"]}
+    assert legend == LEGEND
+    for col in ("complexity", "uncertainty", "rank", "trials_per_min", "mean_runtime_s"):
+        assert col in legend
+    # rounded: no float cell longer than 6 significant digits
+    for row in snap["spaces"]:
+        for key in ("best_loss", "complexity", "uncertainty", "trials_per_min"):
+            if isinstance(row[key], float):
+                assert len(repr(row[key]).replace(".", "").lstrip("0")) <= 7, (key, row[key])
 
 
 def test_status_plain_is_tab_separated_with_fixed_columns(db, capsys):
@@ -99,13 +127,18 @@ def test_status_rich_tables(db, capsys, monkeypatch):
     assert "search spaces" in out and "compute classes" in out
     for name in SPACE_NAMES + ["small", "big"]:
         assert name in out
+    assert "30/30 trials done (100%), elapsed" in out and "failed" in out
+    assert "current failures (by cause)" in out and "ValueError: degree" in out
+    assert "legend: fail: failed trials" in out and "cplx: complexity" in out
 
 
 def test_status_watch_prints_count_blocks(db, capsys):
     rc, out, _ = run_cli(capsys, "status", db, "--watch", "0.05", "--count", "3")
     assert rc == 0
     assert out.count("\n[spaces]\n") == 3
-    assert parse_plain(out)["trials"] == 30
+    last = parse_plain(out)
+    assert last["trials"] == 30 and last["finished"] == 30 and last["budget"] == 30
+    assert last["elapsed_s"] > 0 and "eta_s" in last and last["failures"]
 
 
 def test_status_while_a_master_writes(tmp_path, capsys):
@@ -130,6 +163,8 @@ def test_status_while_a_master_writes(tmp_path, capsys):
         while writer.poll() is None and time.time() < deadline:
             if db.exists():
                 rc, out, err = run_cli(capsys, "status", db)
+                if rc == 1 and not snaps and "no shadho tables" in err:
+                    continue  # the writer created the file and has not committed its schema yet
                 assert rc == 0, err
                 snaps.append(parse_plain(out))
             time.sleep(0.05)
@@ -142,6 +177,13 @@ def test_status_while_a_master_writes(tmp_path, capsys):
     seen = [s for s in snaps if s.get("experiment") == "live"]
     assert len(seen) >= 3
     assert any(s["master"] == "running" and s["workers"] is not None for s in seen)
+    live = [s for s in seen if s["master"] == "running" and s.get("eta_s") is not None]
+    assert live, "no ETA while the master ran"
+    for s in live:
+        assert s["budget"] == 40 and 0 <= s["finished"] <= 40
+        assert s["elapsed_s"] >= 0
+    # running vs queued come with the master's first progress report
+    assert any(isinstance(s["running"], int) and isinstance(s["queued"], int) for s in live)
     assert [s["trials"] for s in seen] == sorted(s["trials"] for s in seen)
     rc, out, _ = run_cli(capsys, "status", db)
     final = parse_plain(out)
@@ -384,3 +426,44 @@ def test_quiet_run_prints_nothing(tmp_path, capfd):
     opt.close()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def _none_objective(params):
+    (kernel, p), = params["m"].items()
+    return 0.5 if p.get("opt") is None else 0.25
+
+
+def test_export_csv_groups_columns_and_tells_none_from_not_applicable(tmp_path, capsys):
+    import datetime
+
+    from shadho import spaces
+
+    spec = {"m": spaces.scope(exclusive=True,
+                              a={"x": spaces.uniform(0, 1), "opt": spaces.choice([None, "on"])},
+                              b={"y": spaces.uniform(0, 1)})}
+    db = tmp_path / "n.db"
+    opt = Shadho("n", _none_objective, spec, backend=str(db), max_tasks=12, manager="local",
+                 local_workers=1, quiet=True, seed=3)
+    opt.run()
+    opt.close()
+    rc, out, err = run_cli(capsys, "export", db, "--format", "csv")
+    assert rc == 0, err
+    reader = csv.DictReader(io.StringIO(out))
+    cols = reader.fieldnames
+    rows = list(reader)
+    assert cols[:8] == ["id", "state", "searchspace", "space_id", "compute_class", "worker", "attempts",
+                        "error"]
+    params = [c for c in cols if c.startswith("params.")]
+    assert params == ["params.m.a.x", "params.m.a.opt", "params.m.b.y"]  # grouped by space
+    assert cols.index("loss") > cols.index("params.m.b.y")
+    assert cols[-7:] == ["submit_time", "submit_time_iso", "start_time", "start_time_iso", "finish_time",
+                         "finish_time_iso", "runtime_s"]
+    a = [r for r in rows if r["searchspace"] == "m/a"]
+    b = [r for r in rows if r["searchspace"] == "m/b"]
+    assert a and b
+    assert {r["params.m.a.opt"] for r in a} <= {"None", "on"} and "None" in {r["params.m.a.opt"] for r in a}
+    assert all(r["params.m.b.y"] == "" for r in a) and all(r["params.m.a.opt"] == "" for r in b)
+    for r in rows:
+        iso = datetime.datetime.fromisoformat(r["finish_time_iso"])
+        assert abs(iso.timestamp() - float(r["finish_time"])) < 0.001
+        assert r["error"] == ""  # nothing failed: empty, not "None"

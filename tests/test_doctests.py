@@ -17,6 +17,9 @@ MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shad
            "shadho.samplers.random", "shadho.managers.workqueue", "shadho.demo", "shadho.lease",
            "shadho.store_integrity", "shadho.store_schema", "shadho.resume", "shadho.spec_checks",
            "shadho.managers.task_shell"]
+MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadho.report_params",
+            "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
+            "shadho.status_rich"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -292,7 +292,7 @@ def test_ctrl_c_exits_130_after_clean_stop(db: str, tmp_path: Path) -> None:
     while time.time() < deadline and _complete(db) < 2:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=180)  # a loaded CI machine: the stop is clean, not instant
     assert proc.returncode == 130, err[-2000:]
     assert "not reached" not in out and "Traceback" not in err and "stopped by Ctrl-C" in err
     with ResultsStore(db) as s:

@@ -206,11 +206,13 @@ def test_tpe_int_and_cat_dims_learn() -> None:
     rng = np.random.default_rng(0)
     h = History(2)
     tpe = make_sampler("tpe")
-    for i in range(60):
+    for i in range(100):
         x = tpe.suggest(space, h, rng)
         h.complete(i, x, abs(x[0] - 37) + (0.0 if x[1] == 5 else 5.0))
-    tail = h.X[-20:]
-    assert np.mean(tail[:, 1] == 5) > 0.25  # 1/8 when sampled at random
+    tail = h.X[-40:]
+    # 1/8 when sampled at random; TPE keeps exploring the other values (each value gets
+    # its own search while the trials per value are few), so not all go to the best.
+    assert np.mean(tail[:, 1] == 5) > 0.3
     assert np.median(np.abs(tail[:, 0] - 37)) <= 5
 
 
@@ -231,7 +233,7 @@ def test_tpe_scores_fewer_candidates_on_long_histories() -> None:
             h.complete(i, x, float(((x - 0.3) ** 2).sum()))
         tpe_mod._sample = spy
         try:
-            x = make_sampler("tpe").suggest(space, h, rng)
+            x = make_sampler("tpe", n_ei_candidates=200).suggest(space, h, rng)
         finally:
             tpe_mod._sample = real
         assert ((0 <= x) & (x <= 1)).all()

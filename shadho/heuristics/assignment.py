@@ -189,7 +189,8 @@ def _raise_to_minimum(V: np.ndarray, w: np.ndarray, cap: np.ndarray, speed: np.n
             break
         w *= np.maximum(short, 1.0)
         w /= w.sum()
-        free, bids = _market(V, w, cap, iters, bids)
+        # Warm from the last bids, a few rounds move the equilibrium to the new budgets.
+        free, bids = _market(V, w, cap, max(5, iters // 4), bids)
     return free, bids
 
 

@@ -195,3 +195,28 @@ def task_tag(spec: TaskSpec, trial_id: int | None = None) -> str:
 
     tid = spec.trials[0][0] if trial_id is None else trial_id
     return shlex.quote(f"{tid}.{spec.space_id}.{spec.compute_class or 'default'}")
+
+
+def command_with_tag(command: str, tag: str) -> str:
+    """``command`` with the task tag (:func:`task_tag`) as its last argument, as the
+    original SHADHO ran it, when ``command`` is one simple command (``python train.py``).
+    A shell line of several commands or with redirections (``a; b > out``) would pass the
+    tag to its last part, so it runs unchanged and finds the tag in ``$SHADHO_TASK_TAG``
+    (set for simple commands too).
+
+    Example:
+        >>> command_with_tag('python train.py', "'7.ab12.big'")
+        "SHADHO_TASK_TAG='7.ab12.big'; export SHADHO_TASK_TAG; python train.py '7.ab12.big'"
+        >>> command_with_tag('make; echo 1 > out', "'7.ab12.big'")
+        "SHADHO_TASK_TAG='7.ab12.big'; export SHADHO_TASK_TAG; make; echo 1 > out"
+    """
+    import shlex
+
+    env = f"SHADHO_TASK_TAG={tag}; export SHADHO_TASK_TAG; "
+    try:
+        lex = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lex.whitespace_split = True
+        simple = not any(tok and set(tok) <= set(";&|<>()") for tok in lex) and "\n" not in command
+    except ValueError:  # unbalanced quotes: leave it to the shell to say so
+        simple = False
+    return env + (f"{command} {tag}" if simple else command)

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, task_tag,
-                                  class_keys)
+from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
+                                  command_with_tag, task_tag)
 
 _MAX_LINE = 2 << 20
 
@@ -65,7 +65,7 @@ def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbo
     with open(os.path.join(sandbox, "hyperparameters.json"), "w") as fh:
         json.dump(params, fh)
     start = time.time()
-    proc = subprocess.run(f"{cmd} {tag}" if tag else cmd, shell=True, cwd=sandbox,  # tag last, as the original
+    proc = subprocess.run(command_with_tag(cmd, tag) if tag else cmd, shell=True, cwd=sandbox,  # tag last, as the original
                           env={**os.environ, "SHADHO_SANDBOX": sandbox})
     out = shadho_worker.read_performance(os.path.join(sandbox, "performance.json"))
     if out["status"] == "success" and proc.returncode != 0:

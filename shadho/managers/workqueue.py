@@ -34,7 +34,7 @@ from shadho.compute import ALLOCATED, ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
 from shadho.managers import outcome, task_shell
 from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
-                                  default_queue_margin, task_tag)
+                                  command_with_tag, default_queue_margin, task_tag)
 
 log = logging.getLogger("shadho")
 
@@ -428,7 +428,7 @@ class WorkQueueManager(ExecutionManager):
                                         else self.options["memory_mb"],
                                         first_line='echo "@@shadho slurm=${SLURM_JOB_ID:-}"; '))
             # As the original did, the command gets the task tag as its last argument.
-            t.specify_buffer(f"{settings.objective} {task_tag(spec, trials[0][0])}", task_shell.COMMAND_FILE,
+            t.specify_buffer(command_with_tag(settings.objective, task_tag(spec, trials[0][0])), task_shell.COMMAND_FILE,
                              cache=False)
             t.specify_buffer(json.dumps(trials[0][1]), "hyperparameters.json", cache=False)
             t.specify_output_file(result, "performance.json", cache=False)

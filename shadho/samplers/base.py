@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from shadho.samplers.startup import SearchContext
 from shadho.spaces import SearchSpace
 
 
@@ -104,6 +105,18 @@ class Sampler(ABC):
     """
 
     name: str = "base"
+    #: Set by :meth:`bind`; None when the sampler is driven directly.
+    context: SearchContext | None = None
+
+    def bind(self, context: SearchContext) -> None:
+        """Optional hook: the driver tells the sampler about all spaces and the budget.
+
+        Called once the driver's histories exist (and again on resume). The default
+        keeps ``context`` for samplers that use it (TPE and GP share observations of
+        same-named parameters across spaces and fit their start-up to the budget);
+        a sampler that needs none of it may ignore it.
+        """
+        self.context = context
 
     @abstractmethod
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:

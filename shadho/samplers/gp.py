@@ -30,6 +30,7 @@ from scipy.optimize import minimize
 from scipy.special import erfcx, ndtr
 
 from shadho.samplers.base import History, Sampler
+from shadho.samplers.startup import startup_size
 from shadho.spaces import SearchSpace
 
 __all__ = ["GPSampler", "expected_improvement", "log_expected_improvement", "matern52"]
@@ -234,7 +235,9 @@ class GPSampler(Sampler):
     """Bayesian optimisation: a Matern-5/2 GP and expected improvement.
 
     Args:
-        n_startup_trials: draw from the priors until this many trials are complete.
+        n_startup_trials: draw from the priors until this many trials are complete
+            (at least 2); None (default): :func:`~shadho.samplers.startup.startup_size`
+            of the dimension, the budget and the number of spaces the driver binds.
         n_candidates: random candidates scored per proposal (plus local perturbations).
         n_local: candidates refined with L-BFGS-B over the continuous dims.
         restarts: random restarts of the hyperparameter fit (besides a fixed start).
@@ -256,10 +259,10 @@ class GPSampler(Sampler):
 
     name = "bayes"
 
-    def __init__(self, *, n_startup_trials: int = 10, n_candidates: int = 1000, n_local: int = 3,
+    def __init__(self, *, n_startup_trials: int | None = None, n_candidates: int = 1000, n_local: int = 3,
                  restarts: int = 2, max_train: int = 300, constant_liar: bool = True) -> None:
-        if n_startup_trials < 0:
-            raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
+        if n_startup_trials is not None and n_startup_trials < 0:
+            raise ValueError(f"n_startup_trials must be None or >= 0, got {n_startup_trials}")
         if n_candidates < 1 or n_local < 0 or restarts < 0 or max_train < 2:
             raise ValueError("need n_candidates >= 1, n_local >= 0, restarts >= 0, max_train >= 2; "
                              f"got {n_candidates}, {n_local}, {restarts}, {max_train}")
@@ -269,6 +272,13 @@ class GPSampler(Sampler):
         self.restarts = restarts
         self.max_train = max_train
         self.constant_liar = constant_liar
+
+    def startup(self, space: SearchSpace) -> int:
+        """Start-up trials of ``space`` (the setting, or one scaled to dim and budget)."""
+        if self.n_startup_trials is not None:
+            return self.n_startup_trials
+        ctx = self.context
+        return startup_size(space.dim, ctx.budget if ctx else None, ctx.n_spaces if ctx else 1)
 
     def _training_set(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, warped y, indices of COMPLETE rows in X) including constant-liar rows."""
@@ -290,7 +300,7 @@ class GPSampler(Sampler):
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
         if space.dim == 0:
             return np.empty(0)
-        if history.n < max(self.n_startup_trials, 2):
+        if history.n < max(self.startup(space), 2):
             return space.sample(rng)
         enc = _Encoder.of(space)
         X, yt, done = self._training_set(history)

@@ -1,0 +1,287 @@
+"""``shadho.plan`` / ``shadho plan`` on results files written by real (simulated-worker) searches.
+
+The results files come from :func:`shadho.sim.simulate`: the real driver, sampler,
+scheduler and SQLite store, with workers on a virtual clock, so the runtimes each
+class measured are known exactly. The planner is checked against the second half of
+such a search, as ``bench/plan.py`` checks it against real Work Queue workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+import shadho
+from shadho import spaces
+from shadho.cli import main
+from shadho.errors import StoreError
+from shadho.plan_inputs import parse_assume, parse_pool, parse_prices
+from shadho.plan_model import PlanError
+from shadho.planner import plan_trials
+from shadho.sim import simulate
+from shadho.store import ResultsStore
+
+SPEC = {"exclusive": True,
+        "heavy": {"a": spaces.uniform(0, 1), "b": spaces.randint(0, 4)},
+        "light": {"x": spaces.log10_uniform(-2, 0)}}
+# 'heavy' runs 8x faster on the big class; 'light' gains nothing there.
+RUNTIME = {"heavy": {"small": 8.0, "big": 1.0}, "light": {"small": 2.0, "big": 2.0}}
+CLASSES = [{"name": "small", "resource": "cores", "value": 1}, {"name": "big", "resource": "cores", "value": 4}]
+
+
+def objective(p):
+    (name, q), = p.items()
+    return q["a"] + q["b"] / 4 if name == "heavy" else 0.2 + q["x"]
+
+
+def runtime(space_id, params, cls):
+    (name, _), = params.items()
+    return RUNTIME[name][cls]
+
+
+def search(db, *, on=True, seed=0, tasks=300, failure_rate=0.0):
+    return simulate(SPEC, objective, {"small": 3, "big": 2}, runtime, max_tasks=tasks, seed=seed,
+                    backend=str(db), compute_classes=CLASSES, use_complexity=on, use_uncertainty=on,
+                    queue_margin="auto", task_overhead=0.2, noise=0.1, failure_rate=failure_rate)
+
+
+def records(db, until=None):
+    with ResultsStore(str(db), readonly=True) as st:
+        exp = st.experiment_id("sim")
+        ts = st.trials(exp)
+        if until is not None:
+            ts = [t for t in ts if t.finish_time is not None and t.finish_time <= until]
+        return st.spaces(exp), ts, st.settings(exp)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    db = tmp_path_factory.mktemp("plan") / "r.db"
+    res = search(db)
+    return db, res
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("on, tolerance", [(False, 0.15), (True, 0.25)])
+def test_plan_predicts_the_second_half_of_a_search(tmp_path, on, tolerance):
+    db = tmp_path / "r.db"
+    res = search(db, on=on, seed=1, tasks=400)
+    half = res.makespan / 2
+    end = max(t.start_time for t in res.trials)  # the search was still busy until its last start
+    real = [t for t in res.trials if half < t.finish_time <= end and t.state.value == "COMPLETE"]
+    rows, cut, settings = records(db, half)
+    p = plan_trials(rows, cut, settings, pool="small=3,big=2", hours=(end - half) / 3600,
+                    heuristics="on" if on else "off", samples=3, seed=1)
+    pred = p.prediction
+    assert p.observed_pool == {"small": 3, "big": 2}
+    assert abs(pred.trials.mid / len(real) - 1) <= tolerance, (pred.trials, len(real))
+    assert pred.trials.low <= pred.trials.mid <= pred.trials.high
+    for cls in ("small", "big"):
+        n = sum(t.compute_class == cls for t in real)
+        got = pred.per_class[cls].mid * (end - half) / 3600
+        assert abs(got / n - 1) <= 0.3, (cls, got, n)
+        assert 0.5 < pred.utilisation[cls].mid <= 1.0
+    assert not pred.master_bound and not pred.trials.assumed
+
+
+def test_twice_the_pool_twice_the_throughput_and_the_master_caps_10k_workers(searched):
+    db, _ = searched
+    one = shadho.plan(db, pool="small=3,big=2", hours=0.1, samples=2)
+    two = shadho.plan(db, pool="small=6,big=4", hours=0.1, samples=2)
+    ratio = two.prediction.throughput.mid / one.prediction.throughput.mid
+    assert 1.8 < ratio < 2.2, ratio
+    assert not two.prediction.master_bound
+    big = shadho.plan(db, pool="small=6000,big=4000", hours=1, samples=1, max_sim_trials=1500)
+    pred = big.prediction
+    assert pred.master_bound and pred.master_load.mid > 1
+    assert any("bottleneck" in n for n in pred.notes) and any("smaller" in n for n in pred.notes)
+    # Capped at what the master dispatches: one trial per master_ms_per_trial.
+    assert pred.throughput.mid <= 3.6e6 / pred.master_ms_per_trial.low * 1.01
+
+
+def test_time_to_finish_cost_and_heuristics_both(searched):
+    db, _ = searched
+    p = shadho.plan(db, pool="small=3,big=2", trials=200, cost="small=1,big=4", heuristics="both", samples=2)
+    assert set(p.predictions) == {"on", "off"} and p.trials_planned == 200
+    on, off = p.predictions["on"], p.predictions["off"]
+    assert on.time_to_finish.mid < off.time_to_finish.mid   # the heuristics place 'heavy' on big
+    assert on.cost.mid == pytest.approx((3 * 1 + 2 * 4) * on.hours.mid, rel=1e-6)
+    assert on.time_to_finish.mid == pytest.approx(on.hours.mid)
+
+
+def test_cheapest_pool_finishes_in_time(searched):
+    db, _ = searched
+    p = shadho.plan(db, pool="small=3,big=2", trials=600, hours=0.02, cost="small=1,big=2", samples=1)
+    ch = p.cheapest
+    assert ch.feasible and ch.prediction.time_to_finish.mid <= 0.02 * 1.1
+    assert len(ch.tried) >= 2
+    base = shadho.plan(db, pool="small=3,big=2", trials=600, samples=1).prediction.time_to_finish.mid
+    assert base > 0.02 and sum(n for n, _ in ch.pool.values()) > 5   # it had to grow the pool
+
+
+def test_assumed_class_is_flagged(searched):
+    db, _ = searched
+    p = shadho.plan(db, pool="small=3,big=2,gpu=2", assume="gpu=4x:big", hours=0.05, samples=2)
+    pred = p.prediction
+    assert pred.per_class["gpu"].assumed and not pred.per_class["small"].assumed
+    assert pred.throughput.assumed and any("gpu is assumed 4x as fast as big" in n for n in pred.notes)
+    base = shadho.plan(db, pool="small=3,big=2", hours=0.05, samples=2).prediction
+    assert pred.throughput.mid > 1.3 * base.throughput.mid
+
+
+def test_plan_never_writes_the_results_file(searched, capsys):
+    db, _ = searched
+    before = digest(db)
+    shadho.plan(db, pool="small=1,big=1", hours=0.05, samples=1)
+    assert main(["plan", str(db), "--pool", "small=1,big=1", "--hours", "0.05", "--samples", "1"]) == 0
+    assert digest(db) == before
+    out, err = capsys.readouterr()
+    assert "resuming" not in err   # the simulated master's own lines stay out of the user's way
+    assert "heuristics on: pool small=1,big=1" in out and "per class" in out and "heavy" in out
+
+
+def test_cli_json_and_errors(searched, tmp_path, capsys):
+    db, _ = searched
+    assert main(["plan", str(db), "--pool", "small=2", "--hours", "0.05", "--samples", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["predictions"]["on"]["per_class"]["small"]["mid"] > 0
+    assert main(["plan", str(db), "--pool", "tiny=2", "--hours", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown compute class(es) 'tiny'" in err and "big, small" in err and "--assume" in err
+    assert main(["plan", str(db), "--pool", "small=2"]) == 1   # no --hours/--trials, no budget left
+    assert "give hours=H" in capsys.readouterr().err
+    assert main(["plan", str(db), "--pool", "small=2", "--hours", "1", "--cost", "small=1,huge=3"]) == 1
+    assert "unknown class(es) huge" in capsys.readouterr().err
+
+
+def test_pool_that_cannot_run_a_space(tmp_path):
+    db = tmp_path / "f.db"
+    sp = {s.name: s.id for s in spaces.split(SPEC)}
+    search(db, tasks=150, failure_rate=lambda s, c: 1.0 if (s == sp["heavy"] and c == "small") else 0.0)
+    with pytest.raises(PlanError, match="no worker in the pool can run search space 'heavy'.*big"):
+        shadho.plan(db, pool="small=3", hours=1)
+    assert shadho.plan(db, pool="small=3,big=1", hours=0.05, samples=1).prediction.throughput.mid > 0
+
+
+def test_empty_and_foreign_files(tmp_path):
+    empty = tmp_path / "e.db"
+    ResultsStore(str(empty)).close()
+    with pytest.raises(PlanError, match="holds no experiments"):
+        shadho.plan(empty, pool="a=1", hours=1)
+    with ResultsStore(str(empty)) as st:
+        st.open_experiment("x", lock=False)
+    with pytest.raises(PlanError, match="no search spaces"):
+        shadho.plan(empty, pool="a=1", hours=1)
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE people (name TEXT)")
+    with pytest.raises(StoreError, match="not a shadho results file"):
+        shadho.plan(foreign, pool="a=1", hours=1)
+    text = tmp_path / "notes.db"
+    text.write_text("hello, not a database at all" * 100)
+    with pytest.raises(StoreError, match="not a shadho results file"):
+        shadho.plan(text, pool="a=1", hours=1)
+    with pytest.raises(StoreError, match="no such results file"):
+        shadho.plan(tmp_path / "missing.db", pool="a=1", hours=1)
+
+
+def test_inputs_parse_and_reject(tmp_path):
+    assert parse_pool("cpu=40, gpu=8x4") == {"cpu": (40, 1), "gpu": (8, 4)}
+    assert parse_pool({"cpu": 2, "gpu": (1, 4)}) == {"cpu": (2, 1), "gpu": (1, 4)}
+    for bad in ("cpu", "cpu=-1", "cpu=2x0", "cpu=0", "", "cpu=1,cpu=2"):
+        with pytest.raises(ValueError):
+            parse_pool(bad)
+    assert parse_prices("cpu=0.5,gpu=3") == {"cpu": 0.5, "gpu": 3.0}
+    with pytest.raises(ValueError, match="must be a number"):
+        parse_prices("cpu=cheap")
+    j = tmp_path / "a.json"
+    j.write_text(json.dumps({"h100": {"like": "gpu", "speed": 3, "spaces": {"svm/rbf": 10}}}))
+    t = tmp_path / "a.toml"
+    t.write_text('[h100]\nlike = "gpu"\nspeed = 3\n[h100.spaces]\n"svm/rbf" = 10\n')
+    for f in (j, t):
+        a = parse_assume(str(f))["h100"]
+        assert (a.like, a.speed_on("svm/rbf"), a.speed_on("svm/linear")) == ("gpu", 10, 3)
+    for bad in ("gpu=fast:cpu", "gpu=0x:cpu", "gpu=2x:gpu"):
+        with pytest.raises(ValueError):
+            parse_assume(bad)
+    j.write_text(json.dumps({"h100": {"like": "gpu"}}))
+    with pytest.raises(ValueError, match="needs 'like'"):
+        parse_assume(str(j))
+
+
+def test_assumption_against_an_unseen_class_is_rejected(searched):
+    db, _ = searched
+    with pytest.raises(ValueError, match="never saw"):
+        shadho.plan(db, pool="gpu=1", assume="gpu=2x:tpu", hours=1)
+
+
+def test_report_has_a_plan_check_section(searched, tmp_path):
+    pytest.importorskip("matplotlib", reason="shadho report needs matplotlib (pip install 'shadho[cli]')")
+    db, _ = searched
+    before = digest(db)
+    assert main(["report", str(db), "-o", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert digest(db) == before
+    start = page.index("Plan check")
+    section = page[start:page.index("</table>", start)]
+    assert "predicted" in section and "observed" in section
+    for name in ("small", "big", "heavy", "light", "all"):
+        assert f"<td>{name}</td>" in section
+    from shadho.plan_report import self_check
+    rows, ts, settings = records(db)
+    chk = self_check(rows, ts, settings)
+    total = [r for r in chk["rows"] if r[0] == "total"][0]
+    assert 0.7 < total[3].mid / total[2] < 1.3, total
+
+
+def test_report_plan_section_for_a_tiny_search(tmp_path):
+    from shadho.plan_report import plan_section_html
+    db = tmp_path / "t.db"
+    search(db, tasks=6)
+    html = plan_section_html(*records(db))
+    assert "No plan check" in html and "too few" in html
+
+
+def test_cli_cheapest_pool_without_prices_counts_worker_hours(searched, capsys):
+    db, _ = searched
+    assert main(["plan", str(db), "--pool", "small=3,big=2", "--trials", "400", "--hours", "0.02",
+                 "--samples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "cheapest pool for 400 trials:" in out and "worker-hours (no --cost given)" in out
+    assert "pools tried:" in out and "hours for 400 trials" in out
+
+
+@pytest.mark.parametrize("name", ["shadho.planner", "shadho.plan_model", "shadho.plan_inputs",
+                                  "shadho.plan_sim", "shadho.plan_search", "shadho.plan_cli",
+                                  "shadho.plan_report"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_results_without_compute_classes_plan_as_default(tmp_path):
+    db = tmp_path / "n.db"
+    simulate(SPEC, objective, {None: 2}, lambda s, p, c: 3.0, max_tasks=60, backend=str(db), seed=0)
+    p = shadho.plan(db, pool="default=4", hours=0.1, samples=1)
+    assert p.observed_pool == {"default": 2}
+    assert 2 * 0.1 * 3600 / 3.0 * 0.8 < p.prediction.trials.mid <= 4 * 0.1 * 3600 / 3.0
+
+
+def test_a_pair_never_run_is_a_flagged_guess(searched):
+    db, _ = searched
+    rows, ts, settings = records(db)
+    ts = [t for t in ts if not (t.searchspace == "light" and t.compute_class == "big")]
+    p = plan_trials(rows, ts, settings, pool="small=3,big=2", hours=0.05, samples=1)
+    pred = p.prediction
+    note = [n for n in pred.notes if n.startswith("class big never ran light (")]
+    assert note and "guessed" in note[0] and "run a few trials there" in note[0]
+    assert pred.per_space["light"].assumed and pred.per_class["big"].assumed
+    assert not pred.per_space["heavy"].assumed and not pred.per_class["small"].assumed

@@ -1,0 +1,53 @@
+"""``shadho.plan`` against a real search on local Work Queue workers of two classes.
+
+A small version of ``bench/plan.py``: a 36 s search on one 1-core ``cpu`` worker and
+one 2-core ``accel`` worker (the benchmark's ``mild`` speeds, emulated: the trials
+sleep), its results cut at half its time into a copy of the file, and the plan of the
+second half on the same pool from that copy. The bounds are looser than the
+benchmark's (15% overall, 25% per class, over 80 s runs): this run is short and the
+machine is shared.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+
+import pytest
+
+import shadho
+from shadho.plan_inputs import parse_pool
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import plan as bench  # noqa: E402
+
+wq_installed = shutil.which("work_queue_worker") is not None
+try:
+    from shadho.managers.workqueue import import_work_queue
+
+    import_work_queue()
+except ImportError:  # pragma: no cover - the marker tests need it
+    wq_installed = False
+
+SECONDS = 36.0
+
+
+@pytest.mark.workqueue
+@pytest.mark.skipif(not wq_installed, reason="Work Queue (cctools) is not installed")
+def test_plan_predicts_the_second_half_of_a_real_search(tmp_path):
+    db, cut = str(tmp_path / "r.db"), str(tmp_path / "cut.db")
+    pool = "cpu=1,accel=1"
+    t0 = bench.real_search(db, 0, SECONDS, parse_pool(pool),
+                           bench.H.load_models(False).data, scale=3.0, profile="mild")
+    half, end = t0 + SECONDS / 2, t0 + SECONDS
+    bench.cut_copy(db, cut, half)
+    real = bench.completions(db, half, end)
+    before = hashlib.sha256(open(cut, "rb").read()).hexdigest()
+    p = shadho.plan(cut, pool=pool, hours=SECONDS / 2 / 3600, samples=3, seed=0)
+    assert hashlib.sha256(open(cut, "rb").read()).hexdigest() == before
+    pred = p.prediction
+    assert p.observed_pool == {"cpu": 1, "accel": 1}
+    assert real["total"] >= 10, real
+    assert 0.6 <= pred.trials.mid / real["total"] <= 1.5, (pred.trials, real)
+    assert not pred.master_bound
