@@ -34,7 +34,7 @@ import numpy as np
 
 from shadho.compound import Scope, dependent, expand, repeat, restore, sequential
 from shadho.errors import SpecError
-from shadho.spec_checks import check_depth, check_flat_names, check_values, space_name, tuple_constant
+from shadho.spec_checks import MAX_DEPTH, check_depth, check_flat_names, check_values, space_name, tuple_constant
 from shadho.spec_checks import fmt_path as _fmt_path
 
 __all__ = [
@@ -613,7 +613,11 @@ def split(spec: Mapping[str, Any]) -> list[SearchSpace]:
         raise SpecError(f"<root>: the spec must be a dict, got {type(spec).__name__}")
     out: list[SearchSpace] = []
     seen: dict[str, int] = {}
-    for tokens, sub in _split(expand(spec), ()):  # compound domains as marked dicts
+    try:
+        expanded = expand(spec)  # compound domains as marked dicts
+    except RecursionError:
+        raise SpecError(f"<root>: the spec is nested deeper than {MAX_DEPTH} levels") from None
+    for tokens, sub in _split(expanded, ()):
         paths: list[tuple[str, ...]] = []
         domains: list[Domain] = []
         template = _collect({} if sub is _ABSENT else sub, (), paths, domains)

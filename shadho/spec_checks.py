@@ -74,7 +74,8 @@ def tuple_constant(value: tuple[Any, ...], path: Sequence[str]) -> list[Any]:
         json.dumps(out, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{fmt_path(path)}: a tuple is a constant and must hold JSON values (numbers, "
-                        f"strings, bools, None, tuples), got {value!r:.200} ({exc}); for a choice use a list")
+                        f"strings, bools, None, tuples), got {value!r:.200} ({exc}); for a choice use a list, for a "
+                        f"sequence of domains spaces.sequential([...])")
     return out
 
 

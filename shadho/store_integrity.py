@@ -64,49 +64,30 @@ def translate(exc: sqlite3.Error, path: str) -> Exception:
     return exc
 
 
+def _guarded(name: str) -> Any:
+    """``sqlite3.Cursor.<name>``, with SQLite's errors about the file turned into shadho errors."""
+    base = getattr(sqlite3.Cursor, name)
+
+    def method(self: sqlite3.Cursor, *args: Any) -> Any:
+        try:
+            return base(self, *args)
+        except sqlite3.DatabaseError as exc:
+            new = translate(exc, getattr(self.connection, "shadho_path", "?"))
+            if new is exc:
+                raise
+            raise new from None
+    method.__name__ = name
+    return method
+
+
 class CheckedCursor(sqlite3.Cursor):
     """A cursor whose SQLite errors about the file become shadho errors (see :func:`translate`)."""
 
-    def _raise(self, exc: sqlite3.Error) -> None:
-        new = translate(exc, getattr(self.connection, "shadho_path", "?"))
-        if new is exc:
-            raise exc
-        raise new from None
-
-    def execute(self, *args: Any) -> "CheckedCursor":
-        try:
-            return super().execute(*args)
-        except sqlite3.DatabaseError as exc:
-            self._raise(exc)
-            raise
-
-    def executemany(self, *args: Any) -> "CheckedCursor":
-        try:
-            return super().executemany(*args)
-        except sqlite3.DatabaseError as exc:
-            self._raise(exc)
-            raise
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as exc:
-            self._raise(exc)
-            raise
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as exc:
-            self._raise(exc)
-            raise
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.DatabaseError as exc:
-            self._raise(exc)
-            raise
+    execute = _guarded("execute")
+    executemany = _guarded("executemany")
+    fetchone = _guarded("fetchone")
+    fetchall = _guarded("fetchall")
+    __next__ = _guarded("__next__")
 
 
 class CheckedConnection(sqlite3.Connection):
