@@ -10,6 +10,22 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The suite runs real Work Queue workers: without cctools it stops at once, saying how to
+    install it, instead of skipping those tests (scripts/bootstrap.sh installs it)."""
+    import shutil
+
+    from shadho.managers.workqueue import import_work_queue
+
+    missing = [t for t in ("work_queue_worker", "catalog_server") if shutil.which(t) is None]
+    try:
+        import_work_queue()
+    except ImportError as e:
+        missing.append(f"the work_queue module ({e})")
+    if missing:
+        pytest.exit(f"Work Queue is missing: {', '.join(missing)}; run scripts/bootstrap.sh", returncode=1)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     """A fresh results-file path."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
 
 import pytest
@@ -22,19 +21,11 @@ from shadho.plan_inputs import parse_pool
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import plan as bench  # noqa: E402
 
-wq_installed = shutil.which("work_queue_worker") is not None
-try:
-    from shadho.managers.workqueue import import_work_queue
-
-    import_work_queue()
-except ImportError:  # pragma: no cover - the marker tests need it
-    wq_installed = False
 
 SECONDS = 36.0
 
 
 @pytest.mark.workqueue
-@pytest.mark.skipif(not wq_installed, reason="Work Queue (cctools) is not installed")
 def test_plan_predicts_the_second_half_of_a_real_search(tmp_path):
     db, cut = str(tmp_path / "r.db"), str(tmp_path / "cut.db")
     pool = "cpu=1,accel=1"

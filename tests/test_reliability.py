@@ -38,15 +38,9 @@ from shadho.trial import TrialState
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-wq_installed = shutil.which("work_queue_worker") is not None
-try:
-    from shadho.managers.workqueue import import_work_queue
 
-    import_work_queue()
-except ImportError:  # pragma: no cover
-    wq_installed = False
-
-needs_wq = pytest.mark.skipif(not wq_installed, reason="Work Queue (cctools) is not installed")
+# Work Queue must be installed (tests/conftest.py stops the run without it): no skip.
+needs_wq = pytest.mark.workqueue
 
 
 # ---------------------------------------------------------------- helpers

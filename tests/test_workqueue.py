@@ -18,15 +18,10 @@ from shadho.errors import BackendUnavailableError
 from shadho.managers.base import RunSettings, TaskSpec
 from shadho.trial import TrialState
 
-wq_installed = shutil.which("work_queue_worker") is not None
-try:
-    from shadho.managers.workqueue import WorkQueueManager, import_work_queue
+from shadho.managers.workqueue import WorkQueueManager
 
-    import_work_queue()
-except ImportError:  # pragma: no cover - the marker tests need it
-    wq_installed = False
-
-needs_wq = pytest.mark.skipif(not wq_installed, reason="Work Queue (cctools) is not installed")
+# Work Queue must be installed (tests/conftest.py stops the run without it): no skip.
+needs_wq = pytest.mark.workqueue
 pytestmark = [needs_wq]
 HOST = socket.gethostname()
 
