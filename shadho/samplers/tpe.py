@@ -30,8 +30,9 @@ Two changes keep the joint model and fix it:
 
   Measured on bench/mixed_spaces.py (budget 80, seeds 0-9, the optimum's category
   found by the best trial): the previous joint TPE 1+1+3 of 30, Optuna's TPE 1+1+2,
-  random search 9+3+5, Hyperopt 7+2+6; this one 7+8+5, with a median regret of 0.05
-  (Hyperopt 0.16, random 0.25).
+  random search 9+3+5, Hyperopt 7+2+6, Optuna's independent TPE 5+1+1; this one
+  8+7+3 (60%, short of the 90% aimed at), with a median regret of 0.088 (Hyperopt 0.16,
+  random 0.25, previous 0.24) (bench/results/samplers-mixed-b80.txt).
 
 Start-up: until the space has ``n_startup_trials`` complete trials (by default
 :func:`~shadho.samplers.startup.startup_size`: scaled with the dimension and, when the
