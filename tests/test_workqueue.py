@@ -18,7 +18,7 @@ from shadho.errors import BackendUnavailableError
 from shadho.managers.base import RunSettings, TaskSpec
 from shadho.trial import TrialState
 
-from shadho.managers.workqueue import WorkQueueManager
+from shadho.managers.workqueue import WorkQueueManager, import_work_queue
 
 # Work Queue must be installed (tests/conftest.py stops the run without it): no skip.
 needs_wq = pytest.mark.workqueue
