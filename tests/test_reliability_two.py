@@ -18,7 +18,7 @@ import pytest
 from shadho import Shadho, spaces
 from shadho.trial import TrialState
 
-from test_reliability import needs_wq
+from test_reliability import _wait_for, needs_wq
 MANAGERS = [pytest.param("local", id="local"),
             pytest.param("workqueue", id="workqueue", marks=[needs_wq, pytest.mark.workqueue])]
 
@@ -31,13 +31,6 @@ def _opt(db: str, cmd: Any, manager: str = "workqueue", **kw: Any) -> Shadho:
     return Shadho("e", cmd, kw.pop("spec", {"x": spaces.uniform(0, 1)}), backend=db, manager=manager, **kw)
 
 
-def _wait_for(pred: Any, limit: float, step: float = 0.1) -> bool:
-    end = time.time() + limit
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def _alive(pid: int) -> bool:
