@@ -66,8 +66,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from shadho.compute import ComputeClass
-from shadho.heuristics.assignment import (Assignment, assign, baseline_trials, guarantee_baseline,
-                                          shares_from_scores)
+from shadho.heuristics.assignment import Assignment, assign, baseline_trials, shares_from_scores
 from shadho.heuristics.complexity import complexities
 from shadho.heuristics.strength import RuntimeModel
 from shadho.heuristics.uncertainty import Fit, expected_improvement, fit_surrogate
@@ -147,7 +146,7 @@ class Scheduler:
         self._cum: list[list[float]] = []
         self._cum_all: list[float] = []
         self._prio: dict[str | None, dict[str, float]] = {k: {i: 0.0 for i in self._ids} for k in self.keys}
-        self._zero_prio = self._prio
+        self._zero_prio = self._prio  # the baseline's priorities (all 0), kept when _prio is re-solved
         if not self.baseline and self.spaces:
             self._solve({})
 
@@ -312,14 +311,13 @@ class Scheduler:
         self._share = share
         warm = self.assignment.bids if self.assignment is not None else None
         cap = self.runtimes.capacity()
-        solve = guarantee_baseline if self.guarantee else assign
-        a = solve(score, L, cap, share=share, iters=self.market_rounds, warm=warm)
+        floor = baseline_trials(L, cap) if self.guarantee else None  # see guarantee_baseline
+        a = assign(score, L, cap, share=share, iters=self.market_rounds, warm=warm, minimum=floor)
         self.assignment = a
         # Nothing to gain from the hardware (one class, or no comparative advantage):
         # make the baseline's decisions, so ON costs nothing where it cannot help.
-        self._neutral = self.guarantee and (
-            len(self.keys) < 2
-            or float(a.trials.sum()) < (1.0 + self.min_gain) * float(baseline_trials(L, cap).sum()))
+        self._neutral = floor is not None and (
+            len(self.keys) < 2 or float(a.trials.sum()) < (1.0 + self.min_gain) * float(floor.sum()))
         self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
         self._cum_all = np.cumsum(share).tolist()
         self._prio = {k: {i: float(a.weights[s, c]) if a.mask[s, c] else 0.0

@@ -77,8 +77,9 @@ class RuntimeModel:
             self.sum_log2[s, c] += lt * lt
             self.count[s, c] += 1
 
-    def log_runtime(self) -> np.ndarray:
-        """``S x C`` estimated log seconds per trial."""
+    def log_runtime(self, variance: np.ndarray | None = None) -> np.ndarray:
+        """``S x C`` estimated log seconds per trial (``variance``: :meth:`log_variance`,
+        when the caller has it already)."""
         n = self.count
         seen = n > 0
         m = np.where(seen, self.sum_log / np.where(seen, n, 1.0), 0.0)
@@ -93,7 +94,7 @@ class RuntimeModel:
                 resid_b = (n * (m - a[:, None])).sum(axis=0)
                 b = (resid_b + k * self.prior_b) / (n.sum(axis=0) + k)
         fit = a[:, None] + b[None, :]
-        k = self._pair_shrinkage(m, fit)
+        k = self._pair_shrinkage(m, self.log_variance() if variance is None else variance)
         return (n * m + k * fit) / (n + k)
 
     def log_variance(self) -> np.ndarray:
@@ -114,9 +115,10 @@ class RuntimeModel:
         the space's log variance (a log-normal's mean). Trials per second follow the
         mean runtime, not the typical one: a kernel whose runtimes spread over 10x has a
         mean several times its median, and planning with the median gave it too little time."""
-        return self.log_runtime() + 0.5 * self.log_variance()[:, None]
+        var = self.log_variance()
+        return self.log_runtime(var) + 0.5 * var[:, None]
 
-    def _pair_shrinkage(self, m: np.ndarray, fit: np.ndarray) -> float | np.ndarray:
+    def _pair_shrinkage(self, m: np.ndarray, variance: np.ndarray) -> float | np.ndarray:
         """Weight (in trials) of the additive fit in each pair's estimate.
 
         Comparative advantage is claimed only when the log runtimes reject the additive
@@ -135,9 +137,9 @@ class RuntimeModel:
         df_i = int(seen.sum()) - int(seen.any(axis=1).sum()) - int(seen.any(axis=0).sum()) + 1
         if df_w < 2 or df_i < 1:
             return 1e6
-        s2 = self.log_variance()[:, None] * np.ones_like(n)
+        s2 = variance[:, None] * np.ones_like(n)
         within = float(np.clip(self.sum_log2 - n * m * m, 0.0, None).sum()) / df_w
-        # The test needs the least-squares additive fit, not ``fit`` (shrunk toward the
+        # The test needs the least-squares additive fit, not log_runtime's (shrunk toward the
         # declared speeds): a wrong declaration is a class effect, not an interaction.
         ls = _additive_least_squares(m, n)
         ss_i = float((n * (m - ls) ** 2)[seen].sum())
