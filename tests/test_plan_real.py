@@ -40,5 +40,5 @@ def test_plan_predicts_the_second_half_of_a_real_search(tmp_path):
     pred = p.prediction
     assert p.observed_pool == {"cpu": 1, "accel": 1}
     assert real["total"] >= 10, real
-    assert 0.6 <= pred.trials.mid / real["total"] <= 1.5, (pred.trials, real)
+    assert 0.6 <= pred.trials.mid / real["total"] <= 1.5, (pred.trials, pred.per_class, real, bench.completions(db, 0, half))
     assert not pred.master_bound

@@ -201,6 +201,40 @@ def test_set_priorities_reorders_waiting_tasks(tmp_path):
         w.wait()
 
 
+def test_tasks_of_equal_priority_run_in_submission_order(tmp_path):
+    # cctools 8.0 alone runs equal-priority tasks newest first: on a busy class the first
+    # task queued waited while every later one overtook it, to the end of the run.
+    def stamp(p):
+        import time
+        time.sleep(0.05)
+        return {"loss": 0.0, "t": time.time()}
+
+    m = WorkQueueManager(local_workers=0)
+    m.start(RunSettings("fifo", objective=stamp, workdir=str(tmp_path)))
+    w = None
+    try:
+        for i in range(4):
+            m.submit(TaskSpec(i, "a", ((i, {}),), priority=0.0))
+        w = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m.password_file, "--cores", "1",
+                              "-t", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        out, n = [], 4
+        while len(out) < 8:  # a new task arrives each time one ends, as in a search
+            got = _drain(m, 1)
+            assert got, out
+            out += got
+            while n < 4 + len(out) and n < 8:
+                m.submit(TaskSpec(n, "a", ((n, {}),), priority=0.0))
+                n += 1
+        order = [o.trial_id for o in sorted(out, key=lambda o: o.results["t"])]
+        assert order == sorted(order), order
+    finally:
+        m.stop()
+        if w is not None:
+            os.killpg(w.pid, signal.SIGKILL)
+            w.wait()
+
+
 @pytest.mark.workqueue
 def test_killed_worker_task_is_retried_and_every_trial_recorded_once(db, tmp_path):
     runs = tmp_path / "runs"
