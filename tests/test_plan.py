@@ -285,7 +285,7 @@ def test_tasks_running_when_the_plan_is_made_hold_their_slots(searched):
 
 
 @pytest.mark.parametrize("name", ["shadho.planner", "shadho.plan_model", "shadho.plan_inputs",
-                                  "shadho.plan_sim", "shadho.plan_inflight", "shadho.plan_search", "shadho.plan_cli",
+                                  "shadho.plan_sim", "shadho.plan_inflight", "shadho.plan_timing", "shadho.plan_search", "shadho.plan_cli",
                                   "shadho.plan_report"])
 def test_docstring_examples(name):
     import doctest
