@@ -238,3 +238,10 @@ def test_tpe_scores_fewer_candidates_on_long_histories() -> None:
             tpe_mod._sample = real
         assert ((0 <= x) & (x <= 1)).all()
     assert sizes == [200, 24]
+
+
+def test_history_lives_in_its_own_module_and_the_old_paths_still_import_it():
+    from shadho.history import History as H
+    from shadho.samplers.base import History as old
+
+    assert H is old is History

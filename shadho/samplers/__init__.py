@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from shadho.samplers.base import FunctionSampler, History, Sampler
+from shadho.history import History
+from shadho.samplers.base import FunctionSampler, Sampler
 
 __all__ = ["Sampler", "History", "make_sampler", "SAMPLERS"]
 

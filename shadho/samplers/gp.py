@@ -29,7 +29,8 @@ from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import erfcx, ndtr
 
-from shadho.samplers.base import History, Sampler
+from shadho.history import History
+from shadho.samplers.base import Sampler
 from shadho.samplers.startup import startup_size
 from shadho.spaces import SearchSpace
 

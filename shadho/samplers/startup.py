@@ -1,7 +1,7 @@
 """What the search spaces of one experiment share, and how many start-up trials fit.
 
 An exclusive choice splits a spec into several search spaces (``svm/linear``,
-``svm/rbf``, ...), each with its own :class:`~shadho.samplers.base.History`. Parameters
+``svm/rbf``, ...), each with its own :class:`~shadho.history.History`. Parameters
 with the same name and the same domain in two spaces (``C`` in every SVM kernel) are
 the same hyperparameter seen in different company, so a sampler may borrow the other
 spaces' observations of them: a borrowed trial carries its loss and its values of the
@@ -33,7 +33,7 @@ class SearchContext:
 
     Example:
         >>> from shadho.spaces import split, uniform
-        >>> from shadho.samplers.base import History
+        >>> from shadho.history import History
         >>> sp = split({'exclusive': True, 'a': {'C': uniform(0, 1)}, 'b': {'C': uniform(0, 1)}})
         >>> ctx = SearchContext(sp, {s.id: History(s.dim) for s in sp}, budget=40)
         >>> ctx.n_spaces, ctx.budget

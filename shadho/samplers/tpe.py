@@ -51,7 +51,8 @@ from typing import Callable
 
 import numpy as np
 
-from shadho.samplers.base import History, Sampler
+from shadho.history import History
+from shadho.samplers.base import Sampler
 from shadho.samplers.parzen import _build, _Layout, _layout, _log_pdf, _Mixture, _sample
 from shadho.samplers.startup import borrowed, startup_size
 from shadho.spaces import SearchSpace
