@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["shadho", "shadho.spaces", "shadho.domains", "shadho.search_space", "shadho.spec_split", "shadho.store", "shadho.store_json", "shadho.trial",
-           "shadho.compute", "shadho.history", "shadho.samplers.base", "shadho.managers.local",
+           "shadho.compute", "shadho.errors", "shadho.deprecation", "shadho.history", "shadho.samplers.base", "shadho.managers.local",
            "shadho.heuristics.scheduler", "shadho.driver", "shadho.progress",
            "shadho.batch", "shadho.batch.base", "shadho.batch.slurm", "shadho.batch.htcondor",
            "shadho.batch.local", "shadho.batch.pool", "shadho.cli", "shadho.status", "shadho.report",
