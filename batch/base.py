@@ -12,7 +12,7 @@ Adding PBS or LSF is one small file: subclass :class:`BatchSystem`, set ``name``
 Example:
     >>> parse_time("2h"), parse_time("90m"), parse_time("1:30:00"), parse_time(45)
     (120, 90, 90, 45)
-    >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory=8000, time=120)
+    >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory_mb=8000, time_min=120)
     >>> spec.worker_wall_time()
     7140
 """
@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Sequence
 
+from shadho.deprecation import renamed_fields, renamed_options
 from shadho.errors import BackendUnavailableError, WorkerError
 
 
@@ -162,6 +163,11 @@ def default_launcher() -> str:
     return str(here)
 
 
+#: Old WorkerSpec names (still accepted, with a DeprecationWarning) -> the names with their unit.
+RENAMED = {"memory": "memory_mb", "disk": "disk_mb", "time": "time_min", "worker_timeout": "worker_timeout_s"}
+
+
+@renamed_fields(**RENAMED)
 @dataclass(frozen=True)
 class WorkerSpec:
     """One worker job: where its manager is, what it asks the scheduler for, what it advertises.
@@ -174,36 +180,39 @@ class WorkerSpec:
         manager: ``HOST:PORT`` of the Work Queue manager (the shadho master).
         name: the manager's project name, looked up through ``catalog`` (instead of ``manager``).
         catalog: ``HOST:PORT`` of the catalog server (with ``name``).
-        cores, memory, disk, gpus: per job; memory and disk in MB.
+        cores, memory_mb, disk_mb, gpus: per job.
         features: ``key=value`` strings advertised by the worker (for compute classes).
-        time: walltime in minutes (see :func:`parse_time`).
+        time_min: walltime in minutes (see :func:`parse_time`).
         password: password file shared with the manager (strongly recommended).
         partition, account: SLURM partition/account (ignored where they mean nothing).
         extra: extra scheduler options, one string (sbatch options for SLURM; submit-file
             commands separated by ``;`` or newlines for HTCondor).
-        worker_timeout: seconds a worker waits for a manager or for work before exiting; this is
+        worker_timeout_s: seconds a worker waits for a manager or for work before exiting; this is
             how workers leave when the master is gone.
         python: interpreter that runs the launcher on the compute node.
         launcher: path of ``shadho_launch_worker.py``.
         job_name: scheduler job name.
         log_dir: where job output goes (must exist on the compute node).
         worker_bin: the ``work_queue_worker`` to run on the compute node.
+
+    The names before units were added (``memory``, ``disk``, ``time``, ``worker_timeout``)
+    still work as keywords and attributes, with a DeprecationWarning.
     """
 
     manager: str | None = None
     name: str | None = None
     catalog: str | None = None
     cores: int | None = None
-    memory: int | None = None
-    disk: int | None = None
+    memory_mb: int | None = None
+    disk_mb: int | None = None
     gpus: int | None = None
     features: tuple[str, ...] = ()
-    time: int | None = None
+    time_min: int | None = None
     password: str | None = None
     partition: str | None = None
     account: str | None = None
     extra: str = ""
-    worker_timeout: int = 300
+    worker_timeout_s: int = 300
     python: str = field(default_factory=lambda: sys.executable)
     launcher: str = field(default_factory=default_launcher)
     job_name: str = "shadho-worker"
@@ -223,14 +232,15 @@ class WorkerSpec:
             >>> WorkerSpec.from_options(manager="h:1", cpus=2)
             Traceback (most recent call last):
             ...
-            ValueError: unknown worker option 'cpus'; valid options: manager, name, catalog, cores, memory, disk, gpus, features, time, password, partition, account, extra, worker_timeout, python, launcher, job_name, log_dir, worker_bin
+            ValueError: unknown worker option 'cpus'; valid options: manager, name, catalog, cores, memory_mb, disk_mb, gpus, features, time_min, password, partition, account, extra, worker_timeout_s, python, launcher, job_name, log_dir, worker_bin
         """
+        options = renamed_options(dict(options), RENAMED, cls.__name__)
         valid = cls.option_names()
         for key in options:
             if key not in valid:
                 raise ValueError(f"unknown worker option {key!r}; valid options: {', '.join(valid)}")
-        if "time" in options and options["time"] is not None:
-            options["time"] = parse_time(options["time"])  # type: ignore[arg-type]
+        if options.get("time_min") is not None:
+            options["time_min"] = parse_time(options["time_min"])  # type: ignore[arg-type]
         if "features" in options:
             options["features"] = tuple(options["features"] or ())  # type: ignore[arg-type]
         return cls(**options).validate()  # type: ignore[arg-type]
@@ -249,14 +259,14 @@ class WorkerSpec:
             parse_address(self.catalog)
         if self.name is not None and not re.fullmatch(r"[\w.\-]+", self.name):
             raise ValueError(f"name must be letters, digits, '.', '_' or '-'; got {self.name!r}")
-        for key in ("cores", "memory", "disk", "time"):
+        for key in ("cores", "memory_mb", "disk_mb", "time_min"):
             val = getattr(self, key)
             if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 1):
                 raise ValueError(f"{key} must be a positive whole number; got {val!r}")
         if self.gpus is not None and (not isinstance(self.gpus, int) or self.gpus < 0):
             raise ValueError(f"gpus must be a whole number >= 0; got {self.gpus!r}")
-        if not isinstance(self.worker_timeout, int) or self.worker_timeout < 10:
-            raise ValueError(f"worker_timeout must be at least 10 seconds; got {self.worker_timeout!r}")
+        if not isinstance(self.worker_timeout_s, int) or self.worker_timeout_s < 10:
+            raise ValueError(f"worker_timeout_s must be at least 10 seconds; got {self.worker_timeout_s!r}")
         if not re.fullmatch(r"[\w.\-]+", self.job_name):
             raise ValueError(f"job_name must be letters, digits, '.', '_' or '-'; got {self.job_name!r}")
         for key in ("partition", "account"):
@@ -268,9 +278,9 @@ class WorkerSpec:
 
     def worker_wall_time(self) -> int | None:
         """Seconds the worker may live: the walltime less a margin, so it leaves cleanly first."""
-        if self.time is None:
+        if self.time_min is None:
             return None
-        seconds = self.time * 60
+        seconds = self.time_min * 60
         return max(seconds - min(60, seconds // 10), 30)
 
     def launcher_args(self, password: str | None = None, job_id: str | None = None) -> list[str]:
@@ -290,13 +300,13 @@ class WorkerSpec:
         pw = password if password is not None else self.password
         if pw is not None:
             args += ["--password", pw]
-        for key in ("cores", "memory", "disk", "gpus"):
-            val = getattr(self, key)
+        for flag, val in (("cores", self.cores), ("memory", self.memory_mb), ("disk", self.disk_mb),
+                          ("gpus", self.gpus)):
             if val is not None:
-                args += [f"--{key}", str(val)]
+                args += [f"--{flag}", str(val)]
         for feat in self.features:
             args += ["--feature", feat]
-        args += ["--timeout", str(self.worker_timeout)]
+        args += ["--timeout", str(self.worker_timeout_s)]
         wall = self.worker_wall_time()
         if wall is not None:
             args += ["--wall-time", str(wall)]
@@ -324,8 +334,6 @@ class BatchSystem(abc.ABC):
     template_name: ClassVar[str]
     #: Scheduler state name -> JobState; anything else is UNKNOWN.
     states: ClassVar[Mapping[str, JobState]]
-    #: Commands that must be on PATH to submit (checked at submit, never before).
-    commands: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, script_dir: str | os.PathLike[str] | None = None) -> None:
         self.script_dir = Path(script_dir) if script_dir is not None else None
