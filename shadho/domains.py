@@ -159,8 +159,9 @@ class Domain:
         raise NotImplementedError
 
     def encode(self, value: Any) -> float:
-        """Inverse of :meth:`value` (used when importing results)."""
-        raise NotImplementedError
+        """Inverse of :meth:`value` (used when importing results); here for real-valued domains."""
+        v = float(value)
+        return v if self.base is None else math.log(v) / math.log(self.base)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (stable: it feeds the search-space id)."""
@@ -209,10 +210,6 @@ class _Continuous(Domain):
         v = float(self.base ** w)
         return min(max(v, float(self.base ** self.low)), float(self.base ** self.high))
 
-    def encode(self, value: Any) -> float:
-        v = float(value)
-        return v if self.base is None else math.log(v) / math.log(self.base)
-
     def describe(self) -> dict[str, Any]:
         return {"type": self.label, "lo": _plain(self.lo), "hi": _plain(self.hi)}
 
@@ -256,10 +253,6 @@ class _Normal(Domain):
         # Guard against overflow for far-out proposals.
         w = min(max(w, self.mu - 30 * self.sigma), self.mu + 30 * self.sigma)
         return float(self.base ** w)
-
-    def encode(self, value: Any) -> float:
-        v = float(value)
-        return v if self.base is None else math.log(v) / math.log(self.base)
 
     def describe(self) -> dict[str, Any]:
         return {"type": self.label, "mu": _plain(self.mu), "sigma": _plain(self.sigma)}
