@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from shadho.history import History
 from shadho.spaces import SearchSpace
 
 __all__ = ["SearchContext", "startup_size", "shared_dims", "borrowed"]
@@ -41,7 +42,7 @@ class SearchContext:
     """
 
     spaces: Sequence[SearchSpace]
-    histories: Mapping[str, object]  # space id -> History
+    histories: Mapping[str, History]  # by space id
     budget: int | None = None        # the experiment's total trials, when known
 
     @property
@@ -109,14 +110,14 @@ def borrowed(space: SearchSpace, context: SearchContext | None) -> tuple[np.ndar
             continue
         hist = context.histories.get(other.id)
         pairs = shared_dims(space, other)
-        if hist is None or not pairs or hist.n == 0:  # type: ignore[attr-defined]
+        if hist is None or not pairs or hist.n == 0:
             continue
         mine, theirs = (np.array(p) for p in zip(*pairs))
-        X = np.full((hist.n, space.dim), np.nan)  # type: ignore[attr-defined]
-        X[:, mine] = hist.X[:, theirs]  # type: ignore[attr-defined]
+        X = np.full((hist.n, space.dim), np.nan)
+        X[:, mine] = hist.X[:, theirs]
         rows.append(X)
-        ys.append(hist.y)  # type: ignore[attr-defined]
-        worth += hist.n * len(pairs) / space.dim  # type: ignore[attr-defined]
+        ys.append(hist.y)
+        worth += hist.n * len(pairs) / space.dim
     if not rows:
         return empty
     return np.concatenate(rows), np.concatenate(ys), worth
