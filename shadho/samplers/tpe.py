@@ -290,7 +290,7 @@ class TPESampler(ModelSampler):
     def _versions(self) -> tuple[int, ...]:
         if not self.share_across_spaces or self.context is None:
             return ()
-        return tuple(getattr(h, "version", 0) for h in self.context.histories.values())
+        return tuple(h.version for h in self.context.histories.values())
 
     def propose(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
         X, y, factor, _ = self._data(space, history)
