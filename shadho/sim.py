@@ -146,11 +146,13 @@ class SimulatedManager(ExecutionManager):
 
     def submit(self, task: TaskSpec) -> None:
         key = task.compute_class
+        from shadho.errors import SimulationError
+
         if key not in self._idle:
-            raise RuntimeError(f"no simulated workers of class {key!r}")
+            raise SimulationError(f"no simulated workers of class {key!r}")
         if self.queue_margin is None:
             if not self._idle[key]:
-                raise RuntimeError(f"no idle simulated worker of class {key!r}")
+                raise SimulationError(f"no idle simulated worker of class {key!r}")
             self._run(task)
             return
         self._seq += 1

@@ -419,7 +419,9 @@ class ResultsStore:
         try:
             import pandas as pd
         except ImportError:
-            raise StoreError("to_dataframe needs pandas: pip install pandas") from None
+            from shadho.errors import MissingDependencyError
+
+            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from None
         from shadho.export import trial_rows
 
         rows, cols = trial_rows(self.iter_trials(exp), [s["id"] for s in self.spaces(exp)],

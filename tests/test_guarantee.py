@@ -10,7 +10,7 @@ from shadho import spaces
 from shadho.compute import ComputeClass
 from shadho.heuristics import make_scheduler
 from shadho.heuristics.assignment import assign, baseline_trials, guarantee_baseline
-from shadho.samplers.base import History
+from shadho.history import History
 from shadho.sim import simulate
 
 SPEC = {"exclusive": True, **{n: {"x": spaces.uniform(0, 1)} for n in ("a", "b", "c")}}
