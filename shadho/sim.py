@@ -354,18 +354,17 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         if name is not None and name not in described:
             opt.add_compute_class(name, "cores", 1)
     try:
-        opt._open()
-        timed = _TimedScheduler(opt._get_scheduler())
-        if hasattr(timed._inner, "clock"):
-            timed._inner.clock = clock
+        study = opt.open()
+        study.clock = clock  # the scheduler's rows carry simulated times
         if prepare_scheduler is not None:
-            prepare_scheduler(timed._inner)
-        opt._scheduler = timed  # type: ignore[assignment]
+            prepare_scheduler(study.scheduler)
+        timed = _TimedScheduler(study.scheduler)
+        study.scheduler = timed  # type: ignore[assignment]
         t0 = time.perf_counter()
         opt.run()
         wall = time.perf_counter() - t0
         trials = opt.trials
-        stats = opt.store.space_stats(opt._exp)
+        stats = opt.store.space_stats(opt.exp_id)
         names = {s.id: s.name for s in opt.spaces}
     finally:
         opt.close()
