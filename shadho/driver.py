@@ -45,6 +45,10 @@ class _FromSettings:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         return self if obj is None else getattr(obj.settings, self.name)
 
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(f"Shadho.{self.name} is fixed at construction (its settings are checked "
+                             f"once): pass Shadho(..., {self.name}=...) instead")
+
 
 @contextlib.contextmanager
 def _sigterm_stops() -> Iterator[None]:
@@ -403,10 +407,10 @@ def _manager_settings(choice: str | ExecutionManager, given: dict[str, Any], max
                         f"is already configured: give them to its constructor instead")
     from shadho.settings import check_options
 
+    local = (LocalSettings.from_keywords(given.get("local_workers"), given.get("memory_mb"))
+             if choice == "local" else None)
     extra = check_options("worker_options", given.get("worker_options")) or {}
     wq = WorkQueueSettings(given.get("local_workers"), given.get("port", 0), given.get("password"),
                            given.get("name"), given.get("catalog"), given.get("worker_python"),
                            max_queued_tasks, {"memory_mb": given.get("memory_mb"), **extra})
-    local = (LocalSettings.from_keywords(wq.local_workers, wq.options["memory_mb"])
-             if choice == "local" else None)
     return wq, local

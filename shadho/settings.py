@@ -215,8 +215,9 @@ class LocalSettings:
     @classmethod
     def from_keywords(cls, local_workers: Any = None, memory_mb: Any = None) -> "LocalSettings":
         """From ``Shadho()``'s keywords: a list of worker specs means that many processes."""
-        workers = check_local_workers(local_workers)
-        return cls(len(workers) if isinstance(workers, tuple) else workers, memory_mb)
+        if isinstance(local_workers, (list, tuple)):
+            local_workers = len(check_local_workers(local_workers) or ())
+        return cls(local_workers, memory_mb)
 
 
 @dataclass(frozen=True)
