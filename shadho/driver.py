@@ -21,7 +21,7 @@ from shadho.config import LegacyConfig, add_legacy_files, configure, did_you_mea
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings
 from shadho.original_api import OriginalApi
 from shadho.samplers import make_sampler
-from shadho.settings import MANAGER_KEYS, MANAGERS, LocalSettings, SearchSettings, WorkQueueSettings
+from shadho.settings import MANAGER_KEYS, LocalSettings, SearchSettings, manager_choice, manager_settings
 from shadho.spaces import SearchSpace, split
 from shadho.store import ResultsStore
 from shadho.study import Study
@@ -141,11 +141,11 @@ class Shadho(OriginalApi):
             exp_key, backend, timeout=timeout, max_tasks=max_tasks, max_queued_tasks=max_queued_tasks,
             await_pending=await_pending, max_resubmissions=max_resubmissions, seed=seed,
             use_complexity=use_complexity, use_uncertainty=use_uncertainty, quiet=quiet, **search)
-        self.manager_choice = _manager_choice(manager, cmd)
+        self.manager_choice = manager_choice(manager, cmd)
         given = {k: options[k] for k in MANAGER_KEYS if k in options}
         if local_workers is not None:
             given["local_workers"] = local_workers
-        self.workqueue_settings, self.local_settings = _manager_settings(
+        self.workqueue_settings, self.local_settings = manager_settings(
             self.manager_choice, given, max_queued_tasks)
         self.cmd, self.spec, self.method = cmd, spec, method
         self.spaces: list[SearchSpace] = split(spec)
@@ -383,34 +383,3 @@ def _check_known(options: Mapping[str, Any]) -> None:
         valid = sorted(list(inspect.signature(Shadho.__init__).parameters)[1:-1] + list(Shadho._OPTIONS))
         hint = "".join(did_you_mean(u, valid) for u in unknown[:1])
         raise TypeError(f"Shadho() got unknown argument(s) {', '.join(unknown)}{hint}; valid: {', '.join(valid)}")
-
-
-def _manager_choice(manager: Any, cmd: Any) -> str | ExecutionManager:
-    if isinstance(manager, str) and manager not in MANAGERS:
-        raise ValueError(f"unknown manager {manager!r}; valid: {', '.join(MANAGERS)} or an ExecutionManager")
-    if manager is not None and not isinstance(manager, (str, ExecutionManager)):
-        raise TypeError(f"manager must be {', '.join(MANAGERS)} or an ExecutionManager, got {manager!r}")
-    choice = manager if manager is not None else ("local" if callable(cmd) else "workqueue")
-    if choice == "workqueue":
-        from shadho.managers.wq_setup import require_work_queue
-        require_work_queue()  # before any file exists: the fix, not a traceback at run()
-    return choice
-
-
-def _manager_settings(choice: str | ExecutionManager, given: dict[str, Any], max_queued_tasks: int
-                      ) -> tuple[WorkQueueSettings, LocalSettings | None]:
-    """The manager's settings from ``Shadho()``'s keywords (checked even for the local manager:
-    ``opt.config.manager`` may still switch to Work Queue). A configured manager takes none."""
-    if isinstance(choice, ExecutionManager) and given:
-        keys = ", ".join(f"{k}=" for k in given)
-        raise TypeError(f"{keys} configure the manager Shadho builds; manager={type(choice).__name__}(...) "
-                        f"is already configured: give them to its constructor instead")
-    from shadho.settings import check_options
-
-    local = (LocalSettings.from_keywords(given.get("local_workers"), given.get("memory_mb"))
-             if choice == "local" else None)
-    extra = check_options("worker_options", given.get("worker_options")) or {}
-    wq = WorkQueueSettings(given.get("local_workers"), given.get("port", 0), given.get("password"),
-                           given.get("name"), given.get("catalog"), given.get("worker_python"),
-                           max_queued_tasks, {"memory_mb": given.get("memory_mb"), **extra})
-    return wq, local

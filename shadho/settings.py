@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 __all__ = ["SearchSettings", "LocalSettings", "WorkQueueSettings", "MANAGERS", "MANAGER_KEYS",
+           "manager_choice", "manager_settings",
            "check_flag", "check_int", "check_number", "check_port", "check_password", "check_local_workers"]
 
 #: The managers ``Shadho(manager=...)`` builds by name.
@@ -263,3 +264,38 @@ class WorkQueueSettings:
                  "max_queued_tasks": check_int("max_queued_tasks", self.max_queued_tasks, 1), "options": opts}
         for key, value in fixed.items():
             object.__setattr__(self, key, value)
+
+
+def manager_choice(manager: Any, cmd: Any) -> Any:
+    """The manager ``Shadho(manager=...)`` asks for: a name of :data:`MANAGERS` or a configured
+    ExecutionManager; None: local for a callable ``cmd``, Work Queue for a shell command."""
+    from shadho.managers.base import ExecutionManager
+
+    if isinstance(manager, str) and manager not in MANAGERS:
+        raise ValueError(f"unknown manager {manager!r}; valid: {', '.join(MANAGERS)} or an ExecutionManager")
+    if manager is not None and not isinstance(manager, (str, ExecutionManager)):
+        raise TypeError(f"manager must be {', '.join(MANAGERS)} or an ExecutionManager, got {manager!r}")
+    choice = manager if manager is not None else ("local" if callable(cmd) else "workqueue")
+    if choice == "workqueue":
+        from shadho.managers.wq_setup import require_work_queue
+        require_work_queue()  # before any file exists: the fix, not a traceback at run()
+    return choice
+
+
+def manager_settings(choice: Any, given: dict[str, Any], max_queued_tasks: int
+                     ) -> tuple["WorkQueueSettings", "LocalSettings | None"]:
+    """The manager's settings from ``Shadho()``'s keywords (checked even for the local manager:
+    ``opt.config.manager`` may still switch to Work Queue). A configured manager takes none."""
+    from shadho.managers.base import ExecutionManager
+
+    if isinstance(choice, ExecutionManager) and given:
+        keys = ", ".join(f"{k}=" for k in given)
+        raise TypeError(f"{keys} configure the manager Shadho builds; manager={type(choice).__name__}(...) "
+                        f"is already configured: give them to its constructor instead")
+    local = (LocalSettings.from_keywords(given.get("local_workers"), given.get("memory_mb"))
+             if choice == "local" else None)
+    extra = check_options("worker_options", given.get("worker_options")) or {}
+    wq = WorkQueueSettings(given.get("local_workers"), given.get("port", 0), given.get("password"),
+                           given.get("name"), given.get("catalog"), given.get("worker_python"),
+                           max_queued_tasks, {"memory_mb": given.get("memory_mb"), **extra})
+    return wq, local

@@ -347,12 +347,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
                  max_tasks=max_tasks, seed=seed, use_complexity=use_complexity,
                  use_uncertainty=use_uncertainty, manager=manager, quiet=True, cost_aware=cost_aware,
                  reassign_every=reassign_every, **options)
-    described = {c["name"] for c in compute_classes or ()}
-    for c in compute_classes or ():
-        opt.add_compute_class(**c)
-    for name in workers:
-        if name is not None and name not in described:
-            opt.add_compute_class(name, "cores", 1)
+    _add_classes(opt, workers, compute_classes)
     try:
         study = opt.open()
         study.clock = clock  # the scheduler's rows carry simulated times
@@ -373,3 +368,14 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
                 os.remove(os.path.join(tmp, f))
             os.rmdir(tmp)
     return SimResult(trials, clock.now, timed.seconds, wall, stats, names)
+
+
+def _add_classes(opt: Any, workers: Mapping[str | None, int],
+                 compute_classes: Sequence[dict[str, Any]] | None) -> None:
+    """The classes described in ``compute_classes``, then ``(name, 'cores', 1)`` for the rest."""
+    described = {c["name"] for c in compute_classes or ()}
+    for c in compute_classes or ():
+        opt.add_compute_class(**c)
+    for name in workers:
+        if name is not None and name not in described:
+            opt.add_compute_class(name, "cores", 1)
