@@ -21,7 +21,7 @@ from shadho.config import LegacyConfig, add_legacy_files, configure, did_you_mea
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings
 from shadho.original_api import OriginalApi
 from shadho.samplers import make_sampler
-from shadho.settings import MANAGER_KEYS, LocalSettings, SearchSettings, manager_choice, manager_settings
+from shadho.settings import MANAGER_KEYS, SearchSettings, manager_choice, manager_settings
 from shadho.spaces import SearchSpace, split
 from shadho.store import ResultsStore
 from shadho.study import Study
@@ -301,9 +301,7 @@ class Shadho(OriginalApi):
         return RunSettings(
             exp_key=s.exp_key, objective=self.cmd, compute_classes=tuple(self.compute_classes),
             inputs=tuple(self.input_files), outputs=tuple(self.output_files),
-            task_timeout=s.task_timeout, workdir=os.getcwd(),
-            options={"hyperparameters_per_task": s.hyperparameters_per_task,
-                     "max_queued_tasks": s.max_queued_tasks})
+            task_timeout=s.task_timeout, workdir=os.getcwd())
 
     def _make_manager(self) -> ExecutionManager:
         m = self.manager_choice
@@ -311,8 +309,8 @@ class Shadho(OriginalApi):
             return m
         if m == "local":
             from shadho.managers.local import LocalManager
-            local = self.local_settings or LocalSettings.from_keywords(
-                self.local_workers, self.workqueue_settings.options.get("memory_mb"))
+            local = self.local_settings
+            assert local is not None  # built by Shadho() or, after opt.config.manager, by configure()
             return LocalManager(workers=local.workers, memory_mb=local.memory_mb)
         from shadho.managers.workqueue import WorkQueueManager
         wq = self.workqueue_settings

@@ -83,7 +83,9 @@ class Study:
                  spaces: Sequence[SearchSpace], sampler: Any, classes: Sequence[ComputeClass],
                  sources: SourceMap | None = None) -> None:
         self.store, self.exp, self.settings = store, exp, settings
-        self.spaces, self.sampler, self.classes = list(spaces), sampler, list(classes)
+        self.spaces, self.sampler = list(spaces), sampler
+        # The caller's list itself: classes added before the scheduler is first built still count.
+        self.classes = classes
         self.space_by_id = {s.id: s for s in self.spaces}
         self.sources = sources or SourceMap({})
         self.histories: dict[str, History] = {s.id: History(s.dim) for s in self.spaces}
