@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["SearchSettings", "LocalSettings", "WorkQueueSettings", "MANAGERS", "MANAGER_KEYS",
            "manager_choice", "manager_settings",
@@ -49,16 +49,21 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def _checked(name: str, value: Any, what: str, type_ok: bool, value_ok: Callable[[], bool]) -> Any:
+    """``value`` unchanged; TypeError when not ``type_ok``, ValueError when not ``value_ok()``."""
+    if not type_ok:
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    if not value_ok():
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
 def check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
     """``value`` as an int >= ``minimum`` (None allowed when ``optional``)."""
     if value is None and optional:
         return None
     what = f"{'None or ' if optional else ''}an int >= {minimum}"
-    if not _is_int(value):
-        raise TypeError(f"{name} must be {what}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
+    return int(_checked(name, value, what, _is_int(value), lambda: value >= minimum))
 
 
 def check_number(name: str, value: Any, unit: str, optional: bool = True) -> float | None:
@@ -66,11 +71,8 @@ def check_number(name: str, value: Any, unit: str, optional: bool = True) -> flo
     if value is None and optional:
         return None
     what = f"a positive number of {unit}{' or None' if optional else ''}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be {what}, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return float(value) if isinstance(value, float) else value
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    return _checked(name, value, what, number, lambda: value > 0)
 
 
 def check_text(name: str, value: Any) -> str | None:
