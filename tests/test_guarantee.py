@@ -178,8 +178,7 @@ def test_resume_rebuilds_what_the_scheduler_learned(tmp_path):
         opt = Shadho("sim", lambda p: 0.0, spec, backend=path, quiet=True, timeout=None)
         for c in classes:
             opt.add_compute_class(**c)
-        opt._open()
-        s = opt._get_scheduler()
+        s = opt.open().scheduler
         opt.close()
         return s
 
