@@ -62,6 +62,10 @@ class CheckpointStore:
     def path(self, config: int) -> str:
         return os.path.join(self.root, f"{int(config)}.tar")
 
+    def incoming(self, trial_id: int) -> str:
+        """Where the task of ``trial_id`` leaves its archive before :meth:`accept` takes it."""
+        return os.path.join(self.root, "incoming", f"{int(trial_id)}.tar")
+
     def accept(self, config: int, archive: str) -> str:
         """Take the archive a task brought back as ``config``'s checkpoint; returns why
         it was refused ('' when kept). The source file is moved, or left when refused."""

@@ -15,7 +15,7 @@ import time
 import warnings
 from typing import Any, Callable, Iterator, Mapping
 
-from shadho import resume
+from shadho import resume, study_asha
 from shadho.compute import ComputeClass
 from shadho.config import LegacyConfig, add_legacy_files, configure, did_you_mean, legacy_kwargs
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings
@@ -89,6 +89,14 @@ class Shadho(OriginalApi):
             own settings to it, not here).
         local_workers: processes (local manager) or local Work Queue workers.
         quiet: no progress output.
+        fidelity (option): a multi-fidelity search (ASHA / Hyperband with checkpoints), e.g.
+            ``{'name': 'epochs', 'min': 1, 'max': 81, 'eta': 3}`` or a :class:`~shadho.fidelity.Fidelity`.
+            A callable is then called as ``fn(params, epochs=9, checkpoint='/a/folder')``
+            (``checkpoint`` only if it takes it: state written there is given back to the
+            run that continues the configuration at the next budget; the folder is empty
+            when there is none); a shell command finds ``"epochs"`` and ``"checkpoint"``
+            in ``hyperparameters.json``. ``max_tasks`` counts rung runs; ``budget_spent``
+            sums their budgets.
         **options: further settings (``task_timeout``, ``hyperparameters_per_task``,
             ``password``, ``port``, ``name``, ``catalog``, ``worker_python``,
             ``reassign_every``, ``cost_aware``, ``memory_mb``), checked once by
@@ -110,7 +118,7 @@ class Shadho(OriginalApi):
         "task_timeout": None, "hyperparameters_per_task": 1, "password": None, "port": 0,
         "name": None, "catalog": None, "worker_python": None, "reassign_every": 10,
         "cost_aware": False, "memory_mb": None, "sampler_options": None, "worker_options": None,
-        "retry_failed": False,
+        "retry_failed": False, "fidelity": None,
     }
 
     exp_key = _FromSettings()
@@ -141,6 +149,9 @@ class Shadho(OriginalApi):
             exp_key, backend, timeout=timeout, max_tasks=max_tasks, max_queued_tasks=max_queued_tasks,
             await_pending=await_pending, max_resubmissions=max_resubmissions, seed=seed,
             use_complexity=use_complexity, use_uncertainty=use_uncertainty, quiet=quiet, **search)
+        if self.settings.fidelity is not None and callable(cmd):
+            from shadho.rung_task import check_objective
+            check_objective(cmd, self.settings.fidelity.name)  # before any file or worker exists
         self.manager_choice = manager_choice(manager, cmd)
         given = {k: options[k] for k in MANAGER_KEYS if k in options}
         if local_workers is not None:
@@ -257,6 +268,9 @@ class Shadho(OriginalApi):
             finally:
                 self._stop(study, manager, progress)
         say_end(self.exp_key, self.trials, time.time() - start, self.quiet)
+        if self.settings.fidelity is not None and not self.quiet:
+            log.warning("shadho: %g %s spent in all over %d rung runs", study.budget_spent() or 0,
+                        self.settings.fidelity.name, len(study.rungs.results) if study.rungs else 0)
         if interrupted:
             exit_after_interrupt()  # status 130 after the clean stop, as Ctrl-C should
         return self.trials
@@ -294,6 +308,7 @@ class Shadho(OriginalApi):
         study.drop_live(manager.cancel_all())
         manager.stop()
         self._manager = None
+        study_asha.end_of_run(study)  # a finished multi-fidelity search leaves no checkpoints
         resume.record_run_end(study.store, study.exp, progress, study.best_loss)
 
     def _run_settings(self) -> RunSettings:
@@ -349,6 +364,11 @@ class Shadho(OriginalApi):
     def best_of(self, all_spaces: bool = False) -> dict[str, Any] | None:
         """Like :attr:`best`; ``all_spaces=True`` also sees spaces removed from the spec since."""
         return resume.best_trial(self.store, self.exp_id, None if all_spaces else [s.id for s in self.spaces])
+
+    @property
+    def budget_spent(self) -> float | None:
+        """The budget (e.g. epochs) of every finished rung run, None without a fidelity."""
+        return self.open().budget_spent()
 
     def __enter__(self) -> "Shadho":
         return self

@@ -164,6 +164,9 @@ class SearchSettings:
     cost_aware: bool = False
     retry_failed: bool = False
     sampler_options: dict[str, Any] | None = None
+    #: The budget of a multi-fidelity search (a :class:`~shadho.fidelity.Fidelity` or its
+    #: mapping/tuple, see ``Fidelity.of``); None: every trial runs at one budget.
+    fidelity: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.exp_key, str) or not self.exp_key:
@@ -189,8 +192,25 @@ class SearchSettings:
         for flag in ("await_pending", "use_complexity", "use_uncertainty", "quiet", "cost_aware",
                      "retry_failed"):
             fixed[flag] = check_flag(flag, getattr(self, flag))
+        fixed["fidelity"] = _check_fidelity(self.fidelity, backend)
         for key, value in fixed.items():
             object.__setattr__(self, key, value)
+
+
+def _check_fidelity(value: Any, backend: str) -> Any:
+    """``value`` as a :class:`~shadho.fidelity.Fidelity` (or None); its rungs live in SQLite.
+
+    Example:
+        >>> _check_fidelity({'name': 'epochs', 'min': 1, 'max': 81, 'eta': 3}, 'r.db').budgets
+        (1, 3, 9, 27, 81)
+    """
+    from shadho.fidelity import Fidelity
+
+    fidelity = Fidelity.of(value)
+    if fidelity is not None and backend.endswith(".json"):
+        raise ValueError(f"fidelity needs a .db/.sqlite results file (its rung records live in SQLite), "
+                         f"got backend={backend!r}")
+    return fidelity
 
 
 @dataclass(frozen=True)

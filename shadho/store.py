@@ -456,3 +456,30 @@ class ResultsStore:
         c.execute("CREATE TABLE IF NOT EXISTS runs (experiment_id INTEGER NOT NULL, start REAL NOT NULL, "
                   "host TEXT, pid INTEGER)")
         c.execute("INSERT INTO runs VALUES (?,?,?,?)", (exp, now, host, pid))
+
+    # ------------------------------------------------------------ rungs (multi-fidelity)
+
+    def add_rung_trial(self, exp: int, space_id: str, params: dict[str, Any], x: Sequence[float],
+                       compute_class: str | None, *, rung: int, budget: float, config: int | None = None,
+                       bracket: int = 0) -> int:
+        """Insert a WAITING trial that runs ``config`` (None: a new configuration) at ``rung``,
+        with its rung record in the same transaction (see :mod:`shadho.store_rungs`)."""
+        from shadho.store_rungs import insert_rung
+
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO trials (experiment_id, space_id, state, params, x, compute_class) "
+                "VALUES (?,?,?,?,?,?)",
+                (exp, space_id, TrialState.WAITING.value, _dumps(params),
+                 _dumps([float(v) for v in x]), compute_class))
+            insert_rung(c, int(cur.lastrowid), config, rung, bracket, budget)
+            if exp in self._owned:
+                self._owned[exp].beat(c)
+        self._note_trial(exp)
+        return int(cur.lastrowid)
+
+    def rungs(self, exp: int) -> list[Any]:
+        """The experiment's rung records (:class:`shadho.store_rungs.RungRecord`), oldest first."""
+        from shadho.store_rungs import read_rungs
+
+        return read_rungs(self.conn, exp)

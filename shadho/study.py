@@ -27,8 +27,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from shadho import resume
+from shadho import resume, study_asha
+from shadho.checkpoints import CheckpointStore
 from shadho.compute import ComputeClass
+from shadho.errors import ConfigError
 from shadho.heuristics import make_scheduler
 from shadho.heuristics.scheduler import Scheduler
 from shadho.managers.base import TaskSpec, TrialOutcome
@@ -37,6 +39,7 @@ from shadho.samplers.startup import SearchContext
 from shadho.settings import SearchSettings
 from shadho.spaces import SearchSpace
 from shadho.store import ResultsStore, TrialUpdate
+from shadho.study_rungs import RungBook
 from shadho.tracebacks import SourceMap
 from shadho.trial import Trial, TrialState
 
@@ -105,6 +108,12 @@ class Study:
         self._rngs = {s.id: np.random.default_rng(np.random.SeedSequence(base + [i]) if base else None)
                       for i, s in enumerate(self.spaces)}
         self._rng = np.random.default_rng(np.random.SeedSequence(base + [10**6]) if base else None)
+        #: The rung records and checkpoints of a multi-fidelity search (None without a fidelity).
+        self.rungs: RungBook | None = None
+        self.checkpoints: CheckpointStore | None = None
+        if settings.fidelity is not None:
+            self.rungs = RungBook(settings.fidelity, {s.id: s.dim for s in self.spaces})
+            self.checkpoints = CheckpointStore(settings.backend, settings.exp_key)
         self._replay_trials()
 
     @classmethod
@@ -143,6 +152,8 @@ class Study:
             elif t.id in waiting:
                 self.requeued.append((t.id, t.space_id, t.params, tuple(t.x)))
                 hist.add_pending(t.id, t.x)
+        if self.rungs is not None:
+            self.rungs.load(store.rungs(exp), {t.id: t for t in store.iter_trials(exp)}, _rung_loss)
         if self.requeued:
             log.info("resuming %s: %d trials re-queued", self.settings.exp_key, len(self.requeued))
 
@@ -249,18 +260,25 @@ class Study:
             n = int(min(k, self.budget_left()))
             if n <= 0:
                 return None
-            space = self.space_by_id[self.scheduler.pick(class_key, self._rng)]
-            items = self._new_trials(space, n, class_key)
+            if self.rungs is not None:
+                space, items = study_asha.new_items(self, class_key, n)
+            else:
+                space = self.space_by_id[self.scheduler.pick(class_key, self._rng)]
+                items = self._new_trials(space, n, class_key)
         self.store.mark_submitted([t[0] for t in items], class_key)
         for tid, _, x in items:
             self._attempts[tid] = self._attempts.get(tid, 0) + 1
             self._live[tid] = (space.id, x)
         self._task_seq += 1
         prio = self.scheduler.priorities().get(class_key, {}).get(space.id, 0.0)
-        return TaskSpec(self._task_seq, space.id, tuple((t[0], t[1]) for t in items), class_key, prio)
+        budgets = study_asha.budgets(self, [t[0] for t in items]) if self.rungs is not None else ()
+        return TaskSpec(self._task_seq, space.id, tuple((t[0], t[1]) for t in items), class_key, prio, budgets)
 
     def ask(self, compute_class: str | None = None) -> Trial:
         """A new trial to evaluate yourself; report it with :meth:`tell`."""
+        if self.rungs is not None:
+            raise ConfigError("ask() of a search with a fidelity is not supported yet (a trial would need its "
+                              "budget and checkpoint): use run(), or a search without fidelity=")
         space = self.space_by_id[self.scheduler.pick(compute_class, self._rng)]
         (tid, params, x), = self._new_trials(space, 1, compute_class)
         self.store.mark_submitted([tid], compute_class)
@@ -302,6 +320,8 @@ class Study:
             for u in updates:
                 if u.state == TrialState.COMPLETE:
                     self._consider_best(u.loss)
+            if self.rungs is not None:
+                study_asha.take_results(self, updates)
         if scheduler.due():
             self.reassign()
             return True
@@ -337,10 +357,25 @@ class Study:
         self.scheduler.observe(space_id, o.compute_class, runtime, o.loss if o.ok else None, o.ok)
         return update
 
+    def live_ids(self) -> list[int]:
+        """The trials submitted and not yet reported back."""
+        return list(self._live)
+
+    def budget_spent(self) -> float | None:
+        """The budget of every finished rung run so far (None without a fidelity)."""
+        return None if self.rungs is None else self.rungs.budget_spent()
+
     def drop_live(self, trial_ids: Sequence[int]) -> None:
         """Forget trials a stopping manager cancelled (they re-run on resume)."""
         for tid in trial_ids:
             self._live.pop(tid, None)
+
+
+def _rung_loss(t: Trial) -> float | None | bool:
+    """A stored rung trial's result: its loss, None (failed) or False (not finished)."""
+    if t.state == TrialState.COMPLETE:
+        return t.loss
+    return None if t.state == TrialState.FAILED else False
 
 
 def _json_safe(value: Any) -> bool:

@@ -71,6 +71,8 @@ class TaskSpec:
     trials: tuple[tuple[int, dict[str, Any]], ...]
     compute_class: str | None = None
     priority: float = 0.0
+    #: One :class:`shadho.rung_task.Budget` per trial when the search has a fidelity (else empty).
+    budgets: tuple[Any, ...] = ()
 
 
 @dataclass

@@ -79,6 +79,26 @@ def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbo
     return {**out, "start": start, "finish": time.time()}
 
 
+def _run_rung(objective: Callable[..., Any] | str, task: TaskSpec, i: int, settings: RunSettings,
+              scratch: str) -> dict[str, Any]:
+    """Trial ``i`` of ``task`` at its budget, with its checkpoint folder (see :mod:`shadho.rung_task`)."""
+    import shadho_worker
+    from shadho.rung_task import call_with_budget, run_rung
+
+    trial_id, params = task.trials[i]
+    sandbox = os.path.join(scratch, f"sandbox-{trial_id}")
+    if isinstance(objective, str):
+        def run(fields: dict[str, Any]) -> dict[str, Any]:
+            return _run_command(objective, {**params, **fields}, settings, sandbox, task_tag(task, trial_id))
+    else:
+        def run(fields: dict[str, Any]) -> dict[str, Any]:
+            return shadho_worker.evaluate(call_with_budget(objective, fields), params)
+    try:
+        return run_rung(task.budgets[i], os.path.join(scratch, f"checkpoint-{trial_id}"), run)
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
+
+
 def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSettings, wfd: int,
            log: str, memory_mb: float | None) -> None:
     """Body of a trial process: never returns."""
@@ -99,8 +119,10 @@ def _child(objective: Callable[..., Any] | str, task: TaskSpec, settings: RunSet
             limit = int(memory_mb * 2**20)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-        for trial_id, params in task.trials:
-            if isinstance(objective, str):
+        for i, (trial_id, params) in enumerate(task.trials):
+            if task.budgets:
+                res = _run_rung(objective, task, i, settings, os.path.dirname(log))
+            elif isinstance(objective, str):
                 sandbox = os.path.join(os.path.dirname(log), f"sandbox-{trial_id}")
                 res = _run_command(objective, params, settings, sandbox, task_tag(task, trial_id))
                 shutil.rmtree(sandbox, ignore_errors=True)

@@ -1,0 +1,98 @@
+"""What one rung run of a multi-fidelity search carries to a manager, and how it runs.
+
+A task of a search with a fidelity (``Shadho(..., fidelity={'name': 'epochs', ...})``)
+gives each of its trials a :class:`Budget`: the budget to train to, the checkpoint
+archive to continue from (None: start from scratch) and where to leave the archive of
+the state the objective writes. The objective sees:
+
+- a callable: ``fn(params, epochs=9, checkpoint='/a/folder')`` (``checkpoint`` only when
+  ``fn`` accepts it; the folder is empty when there is nothing to continue from);
+- a shell command: ``"epochs"`` and ``"checkpoint"`` (a folder path) as fields of
+  ``hyperparameters.json``, next to the parameters.
+
+The folder is unpacked from the archive before the objective runs and packed after it
+succeeds (:mod:`shadho_checkpoint`); a damaged or missing archive gives an empty folder,
+never an error.
+
+Example:
+    >>> def fn(params, epochs): return params['x'] * epochs
+    >>> check_objective(fn, 'epochs')
+    False
+    >>> check_objective(lambda p: 0, 'epochs')
+    Traceback (most recent call last):
+    ...
+    TypeError: with fidelity 'epochs' the objective is called as fn(params, epochs=..., checkpoint=...): ...
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import shadho_checkpoint as ck
+
+__all__ = ["Budget", "check_objective", "accepts", "run_rung", "call_with_budget"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The budget of one trial of a task (see the module docstring).
+
+    Attributes:
+        name: the fidelity's name (``'epochs'``), the keyword / JSON field it arrives under.
+        value: the budget to reach.
+        checkpoint_in: the archive to continue from (None: start from scratch).
+        checkpoint_out: where the archive of the objective's checkpoint folder goes after a
+            successful run (None: checkpoints are not kept).
+        limit_bytes: the most one checkpoint may hold.
+    """
+
+    name: str
+    value: float
+    checkpoint_in: str | None = None
+    checkpoint_out: str | None = None
+    limit_bytes: int = ck.DEFAULT_LIMIT_BYTES
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool | None:
+    """Whether ``fn`` takes the keyword ``name`` (None: its signature cannot be read)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    ps = sig.parameters.values()
+    return any(p.kind == p.VAR_KEYWORD for p in ps) or any(
+        p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in ps)
+
+
+def check_objective(fn: Callable[..., Any], name: str) -> bool:
+    """TypeError unless ``fn`` takes the budget keyword ``name``; returns whether it also
+    takes ``checkpoint`` (a signature that cannot be read is given the benefit of the doubt)."""
+    if accepts(fn, name) is False:
+        raise TypeError(f"with fidelity {name!r} the objective is called as fn(params, {name}=..., "
+                        f"checkpoint=...): {getattr(fn, '__name__', fn)!r} takes no {name!r} argument; "
+                        f"write it as def fn(params, {name}, checkpoint=None) (checkpoint is optional)")
+    return accepts(fn, "checkpoint") is not False
+
+
+def call_with_budget(fn: Callable[..., Any], fields: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+    """``fn`` with the budget fields it accepts bound as keywords."""
+    return functools.partial(fn, **{k: v for k, v in fields.items() if accepts(fn, k) is not False})
+
+
+def run_rung(budget: Budget, folder: str, run: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Unpack ``budget.checkpoint_in`` into ``folder``, ``run({name: value, 'checkpoint':
+    folder})`` (a worker's result dict) and pack the folder into ``budget.checkpoint_out``
+    when the run succeeded; the folder is removed afterwards."""
+    ck.unpack(budget.checkpoint_in, folder, budget.limit_bytes)  # damaged or missing: an empty folder
+    try:
+        res = run({budget.name: budget.value, "checkpoint": folder})
+        if budget.checkpoint_out and res.get("status") == "success":
+            os.makedirs(os.path.dirname(budget.checkpoint_out) or ".", exist_ok=True)
+            ck.pack(folder, budget.checkpoint_out, budget.limit_bytes)  # refused: the next rung restarts
+        return res
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,215 @@
+"""Multi-fidelity searches end to end: budgets, ASHA promotions, checkpoints, rung records, resume."""
+from __future__ import annotations
+
+import doctest
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import shadho.rung_task
+import shadho.store_rungs
+import shadho.study_rungs
+import shadho_checkpoint as ck
+from shadho import Shadho, spaces
+from shadho.asha import RungResult, next_job
+from shadho.errors import SpecError
+from shadho.fidelity import Fidelity
+from shadho.rung_task import Budget, run_rung
+from shadho.store import ResultsStore
+from shadho.trial import TrialState
+
+FID = {"name": "epochs", "min": 1, "max": 9, "eta": 3}
+SPEC = {"x": spaces.uniform(0, 1)}
+
+
+def remembering(p, epochs, checkpoint=None):
+    """Loss known at every budget; the checkpoint remembers the epochs reached."""
+    path = os.path.join(checkpoint, "state.json")
+    prev = json.load(open(path))["epochs"] if os.path.exists(path) else 0
+    with open(path, "w") as fh:
+        json.dump({"epochs": epochs}, fh)
+    return {"loss": (p["x"] - 0.3) ** 2 + 1.0 / epochs, "prev": prev}
+
+
+def _rows(db, exp=1):
+    with ResultsStore(db, readonly=True) as r:
+        trials = {t.id: t for t in r.trials(exp)}
+        return [(rec, trials[rec.trial_id]) for rec in r.rungs(exp)]
+
+
+@pytest.mark.parametrize("mod", [shadho.rung_task, shadho.store_rungs, shadho.study_rungs])
+def test_doctests(mod):
+    assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_promotions_follow_the_rule_and_continue_from_checkpoints(db):
+    f = Fidelity(**FID)
+    opt = Shadho("mf", remembering, SPEC, backend=db, max_tasks=30, seed=3, local_workers=1, quiet=True,
+                 fidelity=FID)
+    opt.run()
+    rows = _rows(db)
+    assert len(rows) == 30 and all(t.state == TrialState.COMPLETE for _, t in rows)
+    # One worker: each task was chosen after every earlier result was in, so replaying the
+    # rule over the records in order must give exactly the jobs that ran.
+    results: list[RungResult] = []
+    for rec, t in rows:
+        job = next_job(results, [], f)
+        assert (job.rung, job.config) == (rec.rung, None if rec.config_id == rec.trial_id else rec.config_id)
+        assert rec.budget == f.budget(rec.rung)
+        assert t.loss == pytest.approx((t.params["x"] - 0.3) ** 2 + 1.0 / rec.budget)
+        # a promotion continues from its configuration's last rung
+        assert t.results["prev"] == (0 if rec.rung == 0 else f.budget(rec.rung - 1))
+        results.append(RungResult(rec.config_id, rec.rung, t.loss, rec.bracket))
+    assert any(rec.rung == 2 for rec, _ in rows)  # someone reached the top rung
+    assert opt.budget_spent == sum(rec.budget for rec, _ in rows)
+    assert not os.path.exists(db + ".checkpoints")  # the finished search removed its checkpoints
+
+
+def test_a_missing_checkpoint_restarts_from_scratch(db):
+    kw = dict(backend=db, seed=3, local_workers=1, quiet=True, fidelity=FID)
+    Shadho("mf", remembering, SPEC, max_tasks=3, **kw).run()  # rung 0 of three; done: checkpoints removed
+    Shadho("mf", remembering, SPEC, max_tasks=4, **kw).run()  # resumed: the best is promoted
+    rec, t = _rows(db)[-1]
+    assert rec.rung == 1 and t.state == TrialState.COMPLETE and t.results["prev"] == 0
+
+
+def test_a_damaged_archive_gives_an_empty_folder_and_the_run_goes_on(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar at all")
+    seen = {}
+
+    def run(fields):
+        seen.update(fields, files=os.listdir(fields["checkpoint"]))
+        open(os.path.join(fields["checkpoint"], "w"), "w").write("new")
+        return {"status": "success", "loss": 1.0}
+    out = str(tmp_path / "out.tar")
+    res = run_rung(Budget("epochs", 3, str(bad), out), str(tmp_path / "ck"), run)
+    assert res["status"] == "success" and seen["files"] == [] and seen["epochs"] == 3
+    assert ck.check(out) == "" and not os.path.exists(tmp_path / "ck")
+    # a failed run leaves no archive behind
+    res = run_rung(Budget("epochs", 3, out, str(tmp_path / "o2.tar")), str(tmp_path / "ck"),
+                   lambda f: {"status": "error", "error": "boom"})
+    assert res["status"] == "error" and not os.path.exists(tmp_path / "o2.tar")
+
+
+def test_a_damaged_incoming_archive_is_refused_and_the_promotion_starts_afresh(db, monkeypatch):
+    import shadho.study_asha as sa
+
+    real = sa.take_results
+
+    def damage_then_take(study, updates):
+        for u in updates:  # as if a worker was killed while writing it
+            p = study.checkpoints.incoming(u.trial_id)
+            if os.path.exists(p):
+                with open(p, "r+b") as fh:
+                    fh.truncate(100)
+        real(study, updates)
+    monkeypatch.setattr(sa, "take_results", damage_then_take)
+    opt = Shadho("mf", remembering, SPEC, backend=db, max_tasks=13, seed=3, local_workers=1, quiet=True,
+                 fidelity=FID)
+    opt.run()
+    rows = _rows(db)
+    assert all(t.state == TrialState.COMPLETE for _, t in rows) and any(r.rung > 0 for r, _ in rows)
+    assert all(t.results["prev"] == 0 for _, t in rows)
+
+
+def test_shell_command_gets_budget_and_checkpoint_in_hyperparameters_json(db, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent("""
+        import json, os
+        hp = json.load(open('hyperparameters.json'))
+        ck = os.path.join(hp['checkpoint'], 'n')
+        prev = int(open(ck).read()) if os.path.exists(ck) else 0
+        open(ck, 'w').write(str(hp['epochs']))
+        json.dump({'loss': (hp['x'] - 0.3) ** 2 + 1.0 / hp['epochs'], 'prev': prev},
+                  open('performance.json', 'w'))
+    """))
+    opt = Shadho("sh", f"{sys.executable} {script}", SPEC, backend=db, max_tasks=7, seed=2, manager="local",
+                 local_workers=1, quiet=True, fidelity=FID)
+    opt.run()
+    rows = _rows(db)
+    assert len(rows) == 7 and all(t.state == TrialState.COMPLETE for _, t in rows)
+    f = Fidelity(**FID)
+    for rec, t in rows:
+        assert t.results["prev"] == (0 if rec.rung == 0 else f.budget(rec.rung - 1))
+    assert {rec.rung for rec, _ in rows} >= {0, 1}
+
+
+def test_settings_and_objective_checks(db):
+    with pytest.raises(TypeError, match="takes no 'epochs' argument"):
+        Shadho("e", lambda p: 0.0, SPEC, backend=db, fidelity=FID)
+    with pytest.raises(SpecError, match="0 < min < max"):
+        Shadho("e", remembering, SPEC, backend=db, fidelity={"name": "epochs", "min": 9, "max": 1})
+    with pytest.raises(ValueError, match="needs a .db"):
+        Shadho("e", remembering, SPEC, backend=db[:-3] + ".json", fidelity=FID)
+    opt = Shadho("e", lambda p, epochs: p["x"], SPEC, backend=db, fidelity=("epochs", 1, 27, 3), quiet=True)
+    assert opt.settings.fidelity.budgets == (1, 3, 9, 27) and opt.options["fidelity"] == opt.settings.fidelity
+
+
+@pytest.mark.parametrize("method", ["tpe", "gp"])
+def test_model_samplers_fit_on_the_highest_rung_with_enough_results(db, method):
+    opt = Shadho("mf", remembering, SPEC, backend=db, max_tasks=40, seed=1, local_workers=2, quiet=True,
+                 method=method, fidelity=FID, sampler_options={"n_startup_trials": 4})
+    opt.run()
+    book = opt.study.rungs
+    sid = opt.spaces[0].id
+    assert book.history(sid, 1).n >= 4
+    assert book.sampling_history(sid, 4) is book.history(sid, max(k for k in range(3) if book.history(sid, k).n >= 4))
+    assert book.sampling_history(sid, 1000) is book.history(sid, 0)  # none has enough: the fullest
+    assert opt.best["loss"] < 0.2
+
+
+def _wait_for_complete(db: str, n: int, limit: float = 90.0) -> None:
+    from shadho.errors import StoreError
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            with ResultsStore(db, readonly=True) as r:
+                if r.experiments() and r.counts(1)["COMPLETE"] >= n:
+                    return
+        except StoreError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} trials completed in {limit} s")
+
+
+def test_master_killed_mid_bracket_loses_and_repeats_no_rung(db, tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, os, sys, time
+        from shadho import Shadho, spaces
+        def slow(p, epochs, checkpoint):
+            time.sleep(float(sys.argv[1]))
+            path = os.path.join(checkpoint, 'state.json')
+            prev = json.load(open(path))['epochs'] if os.path.exists(path) else 0
+            json.dump({{'epochs': epochs}}, open(path, 'w'))
+            return {{'loss': (p['x'] - 0.3) ** 2 + 1.0 / epochs, 'prev': prev}}
+        Shadho('e', slow, {{'x': spaces.uniform(0, 1)}}, backend={db!r}, max_tasks=16, quiet=True,
+               local_workers=2, seed=5, fidelity={FID!r}).run()
+    """))
+    proc = subprocess.Popen([sys.executable, str(script), "1.5"])
+    _wait_for_complete(db, 5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {rec.trial_id: (rec, t) for rec, t in _rows(db)}
+    done_before = {i: v for i, v in before.items() if v[1].state == TrialState.COMPLETE}
+    assert any(v[1].state == TrialState.RUNNING for v in before.values())
+    assert any(rec.rung > 0 for rec, _ in done_before.values())  # killed mid-bracket
+    subprocess.run([sys.executable, str(script), "0.0"], check=True, timeout=120)
+    after = {rec.trial_id: (rec, t) for rec, t in _rows(db)}
+    assert len(after) == 16 and all(t.state == TrialState.COMPLETE for _, t in after.values())
+    for i, (rec, t) in done_before.items():
+        assert after[i] == (rec, t)  # finished rungs unchanged
+    for i, (rec, t) in before.items():  # in-flight rung runs re-ran as they were
+        assert after[i][0] == rec and after[i][1].params == t.params
+    pairs = [(rec.config_id, rec.rung) for rec, _ in after.values()]
+    assert len(pairs) == len(set(pairs))  # no rung of a configuration ran twice
+    f = Fidelity(**FID)
+    for rec, t in after.values():  # checkpoints kept across the kill: promotions continued
+        assert t.results["prev"] == (0 if rec.rung == 0 else f.budget(rec.rung - 1))
