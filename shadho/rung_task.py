@@ -48,6 +48,8 @@ class Budget:
         checkpoint_out: where the archive of the objective's checkpoint folder goes after a
             successful run (None: checkpoints are not kept).
         limit_bytes: the most one checkpoint may hold.
+        previous: the budget the configuration reached before (its rung below; 0 at its
+            first rung): what its checkpoint holds when it has one.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Budget:
     checkpoint_in: str | None = None
     checkpoint_out: str | None = None
     limit_bytes: int = ck.DEFAULT_LIMIT_BYTES
+    previous: float = 0
 
 
 def accepts(fn: Callable[..., Any], name: str) -> bool | None:

@@ -24,6 +24,12 @@ so the scheduler's queued decisions and priorities are simulated too.
 differ per class (a mapping, or ``fn(space_id, class_key) -> probability``), as
 when :mod:`shadho.planner` replays what a results file measured.
 
+A multi-fidelity search (``simulate(..., fidelity={'name': 'epochs', ...})``) runs rung
+by rung as on real workers: the objective gets its budget (``fn(params, epochs=9)``, no
+checkpoint folder), and a runtime model that takes the keywords ``budget`` and
+``previous`` (the budget its checkpoint holds) gets them, e.g. ``overhead + (budget -
+previous) * seconds_per_epoch``.
+
 Run the driver by task count (``timeout=None, max_tasks=N``): its own deadline
 uses the wall clock. :func:`simulate` does the wiring and also measures the
 scheduler's own decision time (pick, observe, due, reassign, priorities) per task.
@@ -43,6 +49,7 @@ from __future__ import annotations
 import heapq
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -51,6 +58,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, default_queue_margin
+from shadho.rung_task import accepts, call_with_budget
 from shadho.trial import Trial, TrialState
 
 __all__ = ["VirtualClock", "SimulatedManager", "SimResult", "simulate"]
@@ -185,8 +193,9 @@ class SimulatedManager(ExecutionManager):
         t = self.clock.now + (oh.get(key, 0.0) if isinstance(oh, dict) else oh)
         fail_p = self.failure_rate(task.space_id, key) if callable(self.failure_rate) else self.failure_rate
         outs = []
-        for tid, params in task.trials:
-            dt = float(self.runtime(task.space_id, params, key))
+        for i, (tid, params) in enumerate(task.trials):
+            budget = task.budgets[i] if task.budgets else None
+            dt = float(self.runtime(task.space_id, params, key, **_budget_fields(self.runtime, budget)))
             if self.noise > 0:
                 dt *= math.exp(self.noise * float(self.rng.standard_normal()))
             dt = max(dt, 1e-9)
@@ -195,7 +204,9 @@ class SimulatedManager(ExecutionManager):
                 outs.append(TrialOutcome(tid, False, error="simulated failure", **extra))
             else:
                 try:
-                    loss, metrics = shadho_worker.normalize_result(self._objective(params))
+                    fn = self._objective if budget is None else call_with_budget(self._objective,
+                                                                                 {budget.name: budget.value})
+                    loss, metrics = shadho_worker.normalize_result(fn(params))
                     outs.append(TrialOutcome(tid, True, loss=loss, results=metrics, **extra))
                 except Exception as exc:  # noqa: BLE001 - a failing objective is a FAILED trial
                     outs.append(TrialOutcome(tid, False, error=f"{type(exc).__name__}: {exc}", **extra))
@@ -378,10 +389,17 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
     finally:
         opt.close()
         if tmp is not None:
-            for f in os.listdir(tmp):
-                os.remove(os.path.join(tmp, f))
-            os.rmdir(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
     return SimResult(trials, clock.now, timed.seconds, wall, stats, names)
+
+
+def _budget_fields(runtime: RuntimeModel, budget: Any) -> dict[str, Any]:
+    """What a runtime model that takes them gets of a rung run: ``budget`` (to reach) and
+    ``previous`` (reached by the rung it continues from: simulated checkpoints never fail)."""
+    if budget is None:
+        return {}
+    fields = {"budget": budget.value, "previous": budget.previous}
+    return {k: v for k, v in fields.items() if accepts(runtime, k) is not False}
 
 
 def _add_classes(opt: Any, workers: Mapping[str | None, int],

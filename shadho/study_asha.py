@@ -74,8 +74,9 @@ def budgets(study: "Study", trial_ids: Sequence[int]) -> tuple[Budget, ...]:
     out = []
     for tid in trial_ids:
         at = book.of_trial[tid]
+        previous = fidelity.budget(at.rung - 1) if at.rung > at.bracket else 0
         out.append(Budget(fidelity.name, fidelity.budget(at.rung), ck.archive_for(at.config), ck.incoming(tid),
-                          ck.limit_bytes))
+                          ck.limit_bytes, previous))
     return tuple(out)
 
 

@@ -213,3 +213,33 @@ def test_master_killed_mid_bracket_loses_and_repeats_no_rung(db, tmp_path):
     f = Fidelity(**FID)
     for rec, t in after.values():  # checkpoints kept across the kill: promotions continued
         assert t.results["prev"] == (0 if rec.rung == 0 else f.budget(rec.rung - 1))
+
+
+def test_simulator_passes_budgets_to_objective_and_runtime_model(db):
+    from shadho.sim import simulate
+
+    def runtime(space_id, params, key, budget, previous):
+        return 5.0 + (budget - previous) * 1.0  # start-up overhead + the epochs trained in this run
+
+    res = simulate(SPEC, lambda p, epochs: (p["x"] - 0.3) ** 2 + 1.0 / epochs, {None: 4}, runtime,
+                   max_tasks=40, noise=0.0, fidelity={**FID, "brackets": 2}, backend=db)
+    f = Fidelity(**FID)
+    assert len(res.trials) == 40 and all(t.state == TrialState.COMPLETE for t in res.trials)
+    rows = _rows(db)
+    assert {rec.bracket for rec, _ in rows} == {0, 1} and {rec.rung for rec, _ in rows} == {0, 1, 2}
+    for rec, t in rows:
+        previous = f.budget(rec.rung - 1) if rec.rung > rec.bracket else 0
+        assert t.runtime == pytest.approx(5.0 + rec.budget - previous)
+        assert t.loss == pytest.approx((t.params["x"] - 0.3) ** 2 + 1.0 / rec.budget)
+
+
+def test_several_hyperparameters_per_task_and_brackets(db):
+    opt = Shadho("mf", remembering, SPEC, backend=db, max_tasks=24, seed=4, local_workers=2, quiet=True,
+                 fidelity={**FID, "brackets": 2}, hyperparameters_per_task=3)
+    opt.run()
+    rows = _rows(db)
+    assert len(rows) == 24 and all(t.state == TrialState.COMPLETE for _, t in rows)
+    assert {rec.bracket for rec, _ in rows} == {0, 1}
+    assert all(rec.rung >= rec.bracket for rec, _ in rows)
+    pairs = [(rec.config_id, rec.rung) for rec, _ in rows]
+    assert len(pairs) == len(set(pairs))
