@@ -25,14 +25,11 @@ Example:
 """
 from __future__ import annotations
 
-import functools
-import inspect
-import os
-import shutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import shadho_checkpoint as ck
+from shadho_checkpoint import accepts
 
 __all__ = ["Budget", "check_objective", "accepts", "run_rung", "call_with_budget"]
 
@@ -60,17 +57,6 @@ class Budget:
     previous: float = 0
 
 
-def accepts(fn: Callable[..., Any], name: str) -> bool | None:
-    """Whether ``fn`` takes the keyword ``name`` (None: its signature cannot be read)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-    ps = sig.parameters.values()
-    return any(p.kind == p.VAR_KEYWORD for p in ps) or any(
-        p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in ps)
-
-
 def check_objective(fn: Callable[..., Any], name: str) -> bool:
     """TypeError unless ``fn`` takes the budget keyword ``name``; returns whether it also
     takes ``checkpoint`` (a signature that cannot be read is given the benefit of the doubt)."""
@@ -83,19 +69,12 @@ def check_objective(fn: Callable[..., Any], name: str) -> bool:
 
 def call_with_budget(fn: Callable[..., Any], fields: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
     """``fn`` with the budget fields it accepts bound as keywords."""
-    return functools.partial(fn, **{k: v for k, v in fields.items() if accepts(fn, k) is not False})
+    return ck.bind_accepted(fn, fields)
 
 
 def run_rung(budget: Budget, folder: str, run: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     """Unpack ``budget.checkpoint_in`` into ``folder``, ``run({name: value, 'checkpoint':
     folder})`` (a worker's result dict) and pack the folder into ``budget.checkpoint_out``
     when the run succeeded; the folder is removed afterwards."""
-    ck.unpack(budget.checkpoint_in, folder, budget.limit_bytes)  # damaged or missing: an empty folder
-    try:
-        res = run({budget.name: budget.value, "checkpoint": folder})
-        if budget.checkpoint_out and res.get("status") == "success":
-            os.makedirs(os.path.dirname(budget.checkpoint_out) or ".", exist_ok=True)
-            ck.pack(folder, budget.checkpoint_out, budget.limit_bytes)  # refused: the next rung restarts
-        return res
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    return ck.run_with_checkpoint(budget.checkpoint_in, budget.checkpoint_out, folder,
+                                  lambda f: run({budget.name: budget.value, "checkpoint": f}), budget.limit_bytes)

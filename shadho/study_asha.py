@@ -93,7 +93,8 @@ def take_results(study: "Study", updates: Sequence[TrialUpdate]) -> None:
         if at is None:
             continue
         incoming = ck.incoming(u.trial_id)
-        if u.state == TrialState.COMPLETE and at.rung < top and os.path.isfile(incoming):
+        if u.state == TrialState.COMPLETE and at.rung < top and os.path.isfile(incoming) \
+                and os.path.getsize(incoming) > 0:  # empty: the run left no checkpoint
             ck.accept(at.config, incoming)  # refused (damaged, too big): the older one (or none) serves
             ck.enforce_total(book.rank())
         else:

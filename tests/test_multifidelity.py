@@ -243,3 +243,41 @@ def test_several_hyperparameters_per_task_and_brackets(db):
     assert all(rec.rung >= rec.bracket for rec, _ in rows)
     pairs = [(rec.config_id, rec.rung) for rec, _ in rows]
     assert len(pairs) == len(set(pairs))
+
+
+# ---------------------------------------------------------------- Work Queue, real workers
+
+def _check_continued(rows):
+    f = Fidelity(**FID)
+    assert rows and all(t.state == TrialState.COMPLETE for _, t in rows), [t.error for _, t in rows]
+    assert any(rec.rung > 0 for rec, _ in rows)
+    for rec, t in rows:  # the archive went out with the promotion and came back with each rung
+        assert t.results["prev"] == (0 if rec.rung == 0 else f.budget(rec.rung - 1))
+
+
+@pytest.mark.workqueue
+def test_work_queue_ships_checkpoints_to_callable_promotions(db):
+    opt = Shadho("wq", remembering, SPEC, backend=db, max_tasks=7, seed=2, manager="workqueue",
+                 local_workers=1, quiet=True, timeout=180, fidelity=FID)
+    opt.run()
+    _check_continued(_rows(db))
+    assert not os.path.exists(db + ".checkpoints")
+
+
+@pytest.mark.workqueue
+def test_work_queue_shell_command_gets_budget_and_checkpoint_folder(db, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent("""
+        import json, os
+        hp = json.load(open('hyperparameters.json'))
+        ck = os.path.join(hp['checkpoint'], 'n')
+        prev = int(open(ck).read()) if os.path.exists(ck) else 0
+        open(ck, 'w').write(str(hp['epochs']))
+        json.dump({'loss': (hp['x'] - 0.3) ** 2 + 1.0 / hp['epochs'], 'prev': prev},
+                  open('performance.json', 'w'))
+    """))
+    opt = Shadho("wqsh", f"{sys.executable} train.py", SPEC, backend=db, max_tasks=7, seed=2,
+                 manager="workqueue", local_workers=1, quiet=True, timeout=180, fidelity=FID)
+    opt.add_input_file(str(script))
+    opt.run()
+    _check_continued(_rows(db))

@@ -30,12 +30,19 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import shutil
 import tarfile
 import tempfile
+from typing import Any, Callable
 
-__all__ = ["pack", "unpack", "check", "folder_bytes", "DEFAULT_LIMIT_BYTES"]
+__all__ = ["pack", "unpack", "check", "folder_bytes", "run_with_checkpoint", "accepts", "bind_accepted",
+           "evaluate_rung", "run_command_rung", "CHECKPOINT_SPEC", "DEFAULT_LIMIT_BYTES"]
+
+#: The sandbox file of a Work Queue shell-command task that names its checkpoint archives.
+CHECKPOINT_SPEC = ".shadho-checkpoint.json"
 
 #: A checkpoint larger than this is not kept unless the search allows more (512 MiB).
 DEFAULT_LIMIT_BYTES = 512 * 1024 * 1024
@@ -122,3 +129,66 @@ def unpack(archive: str | None, folder: str, limit_bytes: int = DEFAULT_LIMIT_BY
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder, exist_ok=True)
         return False, f"damaged checkpoint ({type(exc).__name__}: {exc})"
+
+
+def run_with_checkpoint(archive_in: str | None, archive_out: str | None, folder: str,
+                        run: Callable[[str], dict[str, Any]], limit_bytes: int = DEFAULT_LIMIT_BYTES,
+                        always_write: bool = False) -> dict[str, Any]:
+    """One rung run around its checkpoint folder: unpack ``archive_in`` into a fresh
+    ``folder`` (damaged or missing: it stays empty), ``run(folder)`` (a result dict with
+    ``status``), pack the folder into ``archive_out`` when the run succeeded; the folder is
+    removed afterwards. ``always_write``: leave an empty ``archive_out`` when nothing was
+    packed (Work Queue expects every output file; empty means no checkpoint)."""
+    unpack(archive_in, folder, limit_bytes)
+    try:
+        res = run(folder)
+        packed = False
+        if archive_out and res.get("status") == "success":
+            os.makedirs(os.path.dirname(os.path.abspath(archive_out)), exist_ok=True)
+            packed, _ = pack(folder, archive_out, limit_bytes)  # refused: the next rung restarts
+        if archive_out and always_write and not packed:
+            open(archive_out, "wb").close()
+        return res
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool | None:
+    """Whether ``fn`` takes the keyword ``name`` (None: its signature cannot be read)."""
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return any(p.kind == p.VAR_KEYWORD for p in ps) or any(
+        p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in ps)
+
+
+def bind_accepted(fn: Callable[..., Any], fields: dict[str, Any]) -> Callable[..., Any]:
+    """``fn`` with those of ``fields`` it accepts bound as keywords."""
+    return functools.partial(fn, **{k: v for k, v in fields.items() if accepts(fn, k) is not False})
+
+
+def evaluate_rung(evaluate: Callable[..., dict[str, Any]], fn: Callable[..., Any], params: dict[str, Any],
+                  budget: dict[str, Any]) -> dict[str, Any]:
+    """A Work Queue worker's rung run of a callable: ``evaluate(fn bound to <name>=value and
+    checkpoint=folder, params)`` around its archives (``budget``: the task's JSON of it)."""
+    def run(folder: str) -> dict[str, Any]:
+        return evaluate(bind_accepted(fn, {budget["name"]: budget["value"], "checkpoint": folder}), params)
+    return run_with_checkpoint(budget.get("checkpoint_in"), budget.get("checkpoint_out"),
+                               os.path.abspath(budget["folder"]), run, int(budget["limit_bytes"]), always_write=True)
+
+
+def run_command_rung(spec_path: str, call: Callable[[], int]) -> int:
+    """A Work Queue worker's rung run of a shell command: ``call()`` (its exit status)
+    around the checkpoint archives the JSON file ``spec_path`` names."""
+    import json
+
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+
+    def run(folder: str) -> dict[str, Any]:
+        rc = call()
+        return {"status": "success" if rc == 0 else "error", "rc": rc}
+    res = run_with_checkpoint(spec.get("checkpoint_in"), spec.get("checkpoint_out"), os.path.abspath(spec["folder"]),
+                              run, int(spec["limit_bytes"]), always_write=True)
+    return int(res["rc"])

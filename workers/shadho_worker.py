@@ -383,11 +383,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(script: str) -> int:
-    """Run a shell-command objective (``sh SCRIPT``) and end every process it leaves behind."""
+    """Run a shell-command objective (``sh SCRIPT``) and end every process it leaves behind
+    (around its checkpoint folder in a multi-fidelity search: see :mod:`shadho_checkpoint`)."""
     import subprocess
 
     become_subreaper()
     try:
+        if os.path.exists(".shadho-checkpoint.json"):
+            import shadho_checkpoint as ck
+            return ck.run_command_rung(".shadho-checkpoint.json", lambda: subprocess.call(["/bin/sh", script]))
         return subprocess.call(["/bin/sh", script])
     finally:
         end_descendants()
@@ -398,11 +402,16 @@ def _run_trials(fn: Callable[[dict[str, Any]], Any], job: dict[str, Any], timeou
     import signal
 
     results: dict[str, Any] = {}
-    for trial_id, params in job["trials"]:
+    budgets = job.get("budgets") or []  # a multi-fidelity search: one per trial
+    for i, (trial_id, params) in enumerate(job["trials"]):
         if timeout:
             signal.setitimer(signal.ITIMER_REAL, float(timeout))
         try:
-            res = evaluate(fn, params)
+            if i < len(budgets):
+                import shadho_checkpoint as ck
+                res = ck.evaluate_rung(evaluate, fn, params, budgets[i])
+            else:
+                res = evaluate(fn, params)
         except _TrialTimeout:  # fired between evaluate's try and return
             res = {"status": "error"}
         finally:

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from shadho.compute import ALLOCATED, ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
-from shadho.managers import outcome, task_shell
+from shadho.managers import outcome, task_shell, wq_checkpoints
 from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
                                   command_with_tag, default_queue_margin, task_tag)
 
@@ -249,6 +249,10 @@ class WorkQueueManager(ExecutionManager):
         worker_py = os.path.join(self._tmp, "shadho_worker.py")
         shutil.copyfile(shadho_worker.__file__, worker_py)
         self._files = [(worker_py, "shadho_worker.py", True)]
+        import shadho_checkpoint  # the worker side of multi-fidelity checkpoints
+        ck_py = os.path.join(self._tmp, "shadho_checkpoint.py")
+        shutil.copyfile(shadho_checkpoint.__file__, ck_py)
+        self._files.append((ck_py, "shadho_checkpoint.py", True))
         if callable(settings.objective):
             obj = os.path.join(self._tmp, "objective.pkl")
             with open(obj, "wb") as fh:
@@ -418,6 +422,8 @@ class WorkQueueManager(ExecutionManager):
         if callable(settings.objective):
             t = wq.Task(task_shell.wrap(f"{self._python()} shadho_worker.py objective.pkl params.json result.json"))
             job = {"trials": [[tid, p] for tid, p in trials], "timeout": timeout, "memory_mb": memory}
+            if spec.budgets:  # a multi-fidelity search: budgets and checkpoint archives
+                job["budgets"] = wq_checkpoints.specify_checkpoints(t, spec, trials)
             t.specify_buffer(json.dumps(job), "params.json", cache=False)
             t.specify_output_file(result, "result.json", cache=False)
             if timeout:  # the worker interrupts each trial itself; this is the backstop
@@ -432,7 +438,12 @@ class WorkQueueManager(ExecutionManager):
             # As the original did, the command gets the task tag as its last argument.
             t.specify_buffer(command_with_tag(settings.objective, task_tag(spec, trials[0][0])), task_shell.COMMAND_FILE,
                              cache=False)
-            t.specify_buffer(json.dumps(trials[0][1]), "hyperparameters.json", cache=False)
+            params = trials[0][1]
+            if spec.budgets:  # the budget and checkpoint folder as fields of hyperparameters.json
+                doc, = wq_checkpoints.specify_checkpoints(t, spec, trials)
+                params = {**params, **wq_checkpoints.command_fields(doc)}
+                t.specify_buffer(json.dumps(doc), ".shadho-checkpoint.json", cache=False)
+            t.specify_buffer(json.dumps(params), "hyperparameters.json", cache=False)
             t.specify_output_file(result, "performance.json", cache=False)
             for f in settings.outputs:
                 t.specify_output_file(os.path.abspath(f.local), f.remote, cache=f.cache)
