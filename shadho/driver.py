@@ -89,14 +89,10 @@ class Shadho(OriginalApi):
             own settings to it, not here).
         local_workers: processes (local manager) or local Work Queue workers.
         quiet: no progress output.
-        fidelity (option): a multi-fidelity search (ASHA / Hyperband with checkpoints), e.g.
-            ``{'name': 'epochs', 'min': 1, 'max': 81, 'eta': 3}`` or a :class:`~shadho.fidelity.Fidelity`.
-            A callable is then called as ``fn(params, epochs=9, checkpoint='/a/folder')``
-            (``checkpoint`` only if it takes it: state written there is given back to the
-            run that continues the configuration at the next budget; the folder is empty
-            when there is none); a shell command finds ``"epochs"`` and ``"checkpoint"``
-            in ``hyperparameters.json``. ``max_tasks`` counts rung runs; ``budget_spent``
-            sums their budgets.
+        fidelity (option): ASHA/Hyperband, e.g. ``{'name': 'epochs', 'min': 1, 'max': 81, 'eta': 3}``:
+            a callable is called as ``fn(params, epochs=9, checkpoint='/a/folder')`` (see
+            :mod:`shadho.rung_task`), a shell command finds ``"epochs"`` and ``"checkpoint"``
+            in ``hyperparameters.json``; ``max_tasks`` counts rung runs.
         **options: further settings (``task_timeout``, ``hyperparameters_per_task``,
             ``password``, ``port``, ``name``, ``catalog``, ``worker_python``,
             ``reassign_every``, ``cost_aware``, ``memory_mb``), checked once by

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import socket
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -399,6 +400,9 @@ class ResultsStore:
                "settings": self.settings(exp), "spaces": self.spaces(exp),
                "space_stats": self.space_stats(exp),
                "trials": [t.to_dict() for t in self.iter_trials(exp)]}
+        rungs = self.rungs(exp)
+        if rungs:  # a multi-fidelity search: which trial ran which configuration at which budget
+            doc["rungs"] = [dataclasses.asdict(r) for r in rungs]
         if path is not None:
             tmp = f"{path}.tmp{os.getpid()}"
             with open(tmp, "w") as fh:

@@ -68,6 +68,8 @@ def test_promotions_follow_the_rule_and_continue_from_checkpoints(db):
         results.append(RungResult(rec.config_id, rec.rung, t.loss, rec.bracket))
     assert any(rec.rung == 2 for rec, _ in rows)  # someone reached the top rung
     assert opt.budget_spent == sum(rec.budget for rec, _ in rows)
+    doc = opt.store.export_json(opt.exp_id)  # export sees the rungs
+    assert [r["rung"] for r in doc["rungs"]] == [rec.rung for rec, _ in rows]
     assert not os.path.exists(db + ".checkpoints")  # the finished search removed its checkpoints
 
 
