@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+import shadho.managers.wq_checkpoints
+import shadho.rung_summary
 import shadho.rung_task
 import shadho.store_rungs
 import shadho.study_rungs
@@ -43,7 +45,8 @@ def _rows(db, exp=1):
         return [(rec, trials[rec.trial_id]) for rec in r.rungs(exp)]
 
 
-@pytest.mark.parametrize("mod", [shadho.rung_task, shadho.store_rungs, shadho.study_rungs])
+@pytest.mark.parametrize("mod", [shadho.rung_task, shadho.store_rungs, shadho.study_rungs, shadho.rung_summary,
+                                 shadho.managers.wq_checkpoints])
 def test_doctests(mod):
     assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0
 
@@ -68,6 +71,9 @@ def test_promotions_follow_the_rule_and_continue_from_checkpoints(db):
         results.append(RungResult(rec.config_id, rec.rung, t.loss, rec.bracket))
     assert any(rec.rung == 2 for rec, _ in rows)  # someone reached the top rung
     assert opt.budget_spent == sum(rec.budget for rec, _ in rows)
+    summary = shadho.rung_summary.rung_summary(opt.store, opt.exp_id)  # what status shows
+    assert [r["configs"] for r in summary["rungs"]] == [sum(rec.rung == k for rec, _ in rows) for k in range(3)]
+    assert summary["budget_spent"] == opt.budget_spent
     doc = opt.store.export_json(opt.exp_id)  # export sees the rungs
     assert [r["rung"] for r in doc["rungs"]] == [rec.rung for rec, _ in rows]
     assert not os.path.exists(db + ".checkpoints")  # the finished search removed its checkpoints
