@@ -158,6 +158,8 @@ def test_settings_and_objective_checks(db):
         Shadho("e", remembering, SPEC, backend=db[:-3] + ".json", fidelity=FID)
     opt = Shadho("e", lambda p, epochs: p["x"], SPEC, backend=db, fidelity=("epochs", 1, 27, 3), quiet=True)
     assert opt.settings.fidelity.budgets == (1, 3, 9, 27) and opt.options["fidelity"] == opt.settings.fidelity
+    with pytest.raises(ValueError, match="ask.. of a search with a fidelity is not supported"):
+        opt.ask()
 
 
 @pytest.mark.parametrize("method", ["tpe", "gp"])
