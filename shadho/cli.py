@@ -115,7 +115,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 chosen = select_experiment(store, args.exp, required=False)
                 snap = status.collect(store, *chosen) if chosen else status.empty(store.path)
             finally:
-                store.conn.close()
+                store.close()
             count += 1
             if args.json:
                 print(json.dumps(snap, default=str), flush=True)
@@ -160,7 +160,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         chosen = select_experiment(store, args.exp, required=False)
         manifest = report.write_report(store, chosen[0] if chosen else None, args.output)
     finally:
-        store.conn.close()
+        store.close()
     n = len(manifest["plots"])
     print(f"wrote {os.path.join(args.output, 'index.html')} and {n} plots", file=sys.stderr)
     return OK
@@ -192,7 +192,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return OK
     finally:
-        store.conn.close()
+        store.close()
 
 
 def _dispatch(name: str, argv: Sequence[str]) -> int:

@@ -227,7 +227,7 @@ class Shadho(OriginalApi):
             resume.report_spec_changes(store, exp, self.exp_key, self.spaces, previous)
             store.register_spaces(exp, self.spaces)
         except BaseException:
-            store.conn.close()
+            store.abandon()
             raise
         self._store, self._exp = store, exp
         say_resume(self, store, exp)  # what resume found; retry_failed=True re-queues failures

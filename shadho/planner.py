@@ -348,7 +348,7 @@ def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, 
     except CliError as exc:  # no such experiment, none at all, or several to choose from
         raise PlanError(str(exc)) from None
     finally:
-        store.conn.close()
+        store.close()
     return plan_trials(rows, ts, settings, pool=pool, hours=hours, trials_left=trials, cost=cost,
                        assume=assume, heuristics=heuristics, samples=samples, seed=seed,
                        experiment=key, **options)

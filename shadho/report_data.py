@@ -62,14 +62,10 @@ def load(store: Any, exp: int | None) -> ReportData:
     """Read experiment ``exp`` of ``store`` (None: a file without experiments)."""
     if exp is None:
         return ReportData.empty(store.path)
-    conn = store.conn
-    conn.execute("BEGIN")  # one snapshot for every read
-    try:
+    with store.reading():  # one snapshot for every read
         data = ReportData(snap=collect(store, exp), settings=store.settings(exp),
                           spaces=store.spaces(exp), trials=store.trials(exp),
                           stats=store.space_stats(exp), runs=store.runs(exp))
-    finally:
-        conn.execute("ROLLBACK")
     known = {s["id"] for s in data.spaces}
     for sid in sorted({t.space_id for t in data.trials} - known):  # spaces no longer registered
         data.spaces.append({"id": sid, "name": sid, "dims": {}})

@@ -72,16 +72,12 @@ class ReportServer:
             if chosen is None:
                 version = "empty"
             else:
-                store.conn.execute("BEGIN")
-                try:
-                    version = json.dumps(store.data_version(chosen[0]), default=str)
-                finally:
-                    store.conn.execute("ROLLBACK")
+                version = json.dumps(store.data_version(chosen[0]), default=str)
             if version == known:
                 return None
             return version, load(store, chosen[0] if chosen else None)
         finally:
-            store.conn.close()
+            store.close()
 
     def refresh(self) -> bool:
         """Rebuild the page if the results changed; returns whether it did."""

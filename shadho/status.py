@@ -159,11 +159,7 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
     seen entirely or not at all. Only the spaces of the spec the master last ran with
     count, unless ``all_spaces`` (see :mod:`shadho.resume`).
     """
-    conn = store.conn
-    in_tx = conn.in_transaction
-    if not in_tx:
-        conn.execute("BEGIN")
-    try:
+    with store.reading():
         spaces = store.spaces(exp)
         trials = store.trials(exp)
         stats = {r["space_id"]: r for r in store.space_stats(exp, latest=True)}
@@ -172,9 +168,6 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
         settings = store.settings(exp)
         runs = store.runs(exp)
         current = resume.current_space_ids(store, exp)
-    finally:
-        if not in_tx:
-            conn.execute("ROLLBACK")
     if current is not None and not all_spaces:
         spaces, trials = [s for s in spaces if s["id"] in current], [t for t in trials if t.space_id in current]
     spaces = resume.label_spaces(spaces, current)
