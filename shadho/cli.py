@@ -118,7 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 store.close()
             count += 1
             if args.json:
-                print(json.dumps(snap, default=str), flush=True)
+                print(status.render_json(snap), flush=True)
             elif use_rich:
                 if args.watch is None:
                     status_rich.print_rich(snap)

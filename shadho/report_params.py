@@ -13,10 +13,10 @@ import json
 import math
 from typing import Any, Sequence
 
-from shadho.report_data import ReportData, completed
+from shadho.formatting import flatten, short_labels
+from shadho.report_data import ReportData
 from shadho.report_plots import colorbar, empty, entry, figure, positive_log
-from shadho.status import flatten, short_labels
-from shadho.trial import TrialState
+from shadho.trial import TrialState, completed
 
 _CATEGORICAL = ("choice", "exhaustive")
 _LOG = ("log", "ln_", "log10", "log2")

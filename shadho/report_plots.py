@@ -13,7 +13,8 @@ import io
 import math
 from typing import Any, Sequence
 
-from shadho.report_data import ReportData, class_of, completed
+from shadho.report_data import ReportData, class_of
+from shadho.trial import completed
 
 DPI = 100
 #: One marker per compute class (cycled), one colour per search space.
@@ -63,20 +64,6 @@ def positive_log(values: Sequence[float | None]) -> bool:
     """Whether values span enough decades (all positive) to read better on a log axis."""
     pos = [v for v in values if v is not None]
     return bool(pos) and min(pos) > 0 and max(pos) / min(pos) > 100
-
-
-def fmt_seconds(value: float) -> str:
-    """A duration rounded, with its unit.
-
-    Example:
-        >>> [fmt_seconds(v) for v in (250.0, 4.26, 0.0421, 3.5e-05)]
-        ['250 s', '4.26 s', '42 ms', '35 µs']
-    """
-    if value >= 100:
-        return f"{value:.0f} s"
-    if value >= 0.1:
-        return f"{value:.3g} s"
-    return f"{value * 1000:.2g} ms" if value >= 1e-4 else f"{value * 1e6:.2g} µs"
 
 
 def space_color(data: ReportData, space_id: str) -> str:

@@ -91,7 +91,7 @@ class ReportServer:
         with self._lock:
             self._page = page.encode("utf-8")
             self._files = {p["file"]: p["png"] for p in figures}
-            self._version, self._trials, self._built = version, data.snap["trials"], time.time()
+            self._version, self._trials, self._built = version, data.snap.trials, time.time()
         return True
 
     def _poll(self) -> None:

@@ -19,7 +19,7 @@ MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shad
            "shadho.managers.task_shell"]
 MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadho.report_params",
             "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
-            "shadho.status_rich"]
+            "shadho.status_rich", "shadho.store_reads", "shadho.snapshot", "shadho.formatting"]
 
 
 @pytest.mark.parametrize("name", MODULES)
