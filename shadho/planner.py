@@ -336,7 +336,8 @@ def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, 
         StoreError: not a shadho results file. PlanError: nothing to learn from, or a
         pool that cannot run some space. ValueError: bad arguments, unknown classes.
     """
-    from shadho.cli import CliError, open_store, select_experiment
+    from shadho.cli_read import open_store, select_experiment
+    from shadho.errors import CliError
 
     try:
         store = open_store(os.fspath(results))

@@ -63,7 +63,7 @@ class ReportServer:
 
     def _read(self, known: str) -> tuple[str, Any] | None:
         """(version, data) when the file changed since ``known``, else None."""
-        from shadho.cli import open_store, select_experiment
+        from shadho.cli_read import open_store, select_experiment
         from shadho.report_data import load
 
         store = open_store(self.path)  # a fresh connection sees the writer's latest commit
