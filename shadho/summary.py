@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from shadho.failures import group_failures
+from shadho.formatting import number
 from shadho.trial import Trial, TrialState, best_of
 
 __all__ = ["resume_message", "end_summary", "failure_report", "retry_candidates", "to_dataframes",
@@ -75,7 +76,7 @@ def end_summary(exp_key: str, trials: Sequence[Trial], elapsed: float | None = N
              f"{c['WAITING'] + c['RUNNING']} unfinished)"]
     best = best_of(trials)
     if best is not None:
-        lines.append(f"  best loss {best.loss:.6g} (trial {best.id}, search space {best.searchspace!r}): "
+        lines.append(f"  best loss {number(best.loss, 6)} (trial {best.id}, search space {best.searchspace!r}): "
                      f"{best.params}")
     else:
         lines.append("  no trial completed: see the errors below or `shadho status`")
