@@ -13,8 +13,9 @@ import io
 import math
 from typing import Any, Sequence
 
+from shadho.formatting import number
 from shadho.report_data import ReportData, class_of
-from shadho.trial import completed
+from shadho.trial import completed, ranked
 
 DPI = 100
 #: One marker per compute class (cycled), one colour per search space.
@@ -111,9 +112,9 @@ def _loss_panel(ax: Any, data: ReportData, xs: dict[int, float], xlabel: str, en
                    linewidths=0.5, zorder=2)
     sx, sy = _best_steps([(xs[t.id], t.loss) for t in done])
     ax.step(sx + [end], sy + sy[-1:], where="post", color="k", lw=1.5, zorder=3)
-    best = min(done, key=lambda t: (t.loss, t.id))
+    best = ranked(done)[0]  # the caller draws this panel only when a trial completed
     ax.scatter([xs[best.id]], [best.loss], marker="*", s=260, color="gold", edgecolors="k", zorder=4)
-    ax.annotate(f"best: {best.loss:.4g}\n#{best.id} {best.searchspace}", (xs[best.id], best.loss),
+    ax.annotate(f"best: {number(best.loss)}\n#{best.id} {best.searchspace}", (xs[best.id], best.loss),
                 xytext=(8, 12), textcoords="offset points", fontsize="x-small")
     if positive_log([t.loss for t in done]):
         ax.set_yscale("log")
