@@ -484,3 +484,14 @@ def test_export_csv_groups_columns_and_tells_none_from_not_applicable(tmp_path, 
         iso = datetime.datetime.fromisoformat(r["finish_time_iso"])
         assert abs(iso.timestamp() - float(r["finish_time"])) < 0.001
         assert r["error"] == ""  # nothing failed: empty, not "None"
+
+
+def test_the_snapshot_json_form_round_trips_and_renders_alike(db):
+    from shadho.snapshot import Snapshot
+    from shadho.status import collect, render_json
+
+    with ResultsStore(db, readonly=True) as r:
+        snap = collect(r, r.experiment_id("t"))
+    again = Snapshot.from_dict(json.loads(render_json(snap)))
+    assert again == snap
+    assert render_plain(again) == render_plain(snap.to_dict()) == render_plain(snap)
