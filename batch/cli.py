@@ -19,7 +19,7 @@ from typing import Sequence
 from shadho.batch import SYSTEMS, get_system
 from shadho.batch.base import WorkerSpec, default_launcher, parse_time
 from shadho.batch.pool import WorkerPool
-from shadho.cli_args import whole_number
+from shadho.cli_args import positive_seconds, whole_number
 
 __all__ = ["add_arguments", "run", "main"]
 
@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker-timeout", type=whole_number(1), default=300, metavar="S",
                    help="workers leave after S s without master or work; the pool stops after "
                         "S s without the master (default 300)")
-    p.add_argument("--poll", type=float, default=10.0, metavar="S",
+    p.add_argument("--poll", type=positive_seconds, default=10.0, metavar="S",
                    help="seconds between job polls (default 10)")
     p.add_argument("--log-dir", default=None, metavar="DIR", help="folder for job output")
     p.add_argument("--job-name", default="shadho-worker", help="job name")

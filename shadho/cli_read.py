@@ -199,7 +199,7 @@ def add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exp", metavar="KEY", help="experiment (needed when the file holds several)")
     p.add_argument("--serve", action="store_true",
                    help="serve the page live over HTTP, refreshed as trials finish (Ctrl-C stops)")
-    p.add_argument("--port", type=int, default=8765, metavar="P", help="with --serve: port (default 8765)")
+    p.add_argument("--port", type=whole_number(0), default=8765, metavar="P", help="with --serve: port (default 8765)")
     p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
                    help="with --serve: address to bind (default 127.0.0.1: reach it via an SSH tunnel)")
     p.add_argument("--interval", type=positive_seconds, default=2.0, metavar="SECONDS",

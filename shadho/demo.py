@@ -11,6 +11,7 @@ import sys
 from typing import Any, Sequence
 
 from shadho import spaces
+from shadho.cli_args import positive_seconds, whole_number
 
 #: The search space: one SVM per kernel (an exclusive choice), each with its own hyperparameters.
 SPEC: dict[str, Any] = {
@@ -46,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``shadho demo`` (a row of :data:`shadho.cli.COMMANDS`)."""
     p.description = __doc__.split("\n\n")[0]
     p.add_argument("--quick", action="store_true", help="a short search (20 trials)")
-    p.add_argument("--max-tasks", type=int, default=None, help="trial budget (default 60, quick 20)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds of searching (default 600)")
+    p.add_argument("--max-tasks", type=whole_number(1), default=None, help="trial budget (default 60, quick 20)")
+    p.add_argument("--timeout", type=positive_seconds, default=600, help="seconds of searching (default 600)")
     p.add_argument("--backend", default="shadho-demo.db", help="results file (default shadho-demo.db)")
     p.add_argument("--method", default="tpe", help="sampler: random, tpe or bayes (default tpe)")
     p.add_argument("--manager", default="workqueue", choices=["workqueue", "local"],
