@@ -76,7 +76,6 @@ class ResultsStore(StoreReads):
         self._owned: dict[int, _lease.Lease] = {}
         self._n_trials: dict[int, tuple[str, int]] = {}
         self._counted = 0.0
-        self._last_beat = 0.0
         if readonly and self.path != ":memory:" and not os.path.exists(self.path):
             raise StoreError(f"{self.path}: no such results file")
         on_disk = self.path != ":memory:"
@@ -238,7 +237,6 @@ class ResultsStore(StoreReads):
         with self._tx() as c:
             c.execute("UPDATE experiments SET progress=?, heartbeat=? WHERE id=?",
                       (_dumps({**progress, "time": now}), now, exp))
-        self._last_beat = now
 
     # ------------------------------------------------------------ spaces
 

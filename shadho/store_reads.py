@@ -237,7 +237,9 @@ class StoreReads:
         try:
             import pandas as pd
         except ImportError:
-            raise StoreError("to_dataframe needs pandas: pip install pandas") from None
+            from shadho.errors import MissingDependencyError
+
+            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from None
         from shadho.export import trial_rows
 
         rows, cols = trial_rows(self.iter_trials(exp), [s["id"] for s in self.spaces(exp)],

@@ -57,7 +57,6 @@ class RunSettings:
     outputs: tuple[FileSpec, ...] = ()
     task_timeout: float | None = None
     workdir: str = field(default_factory=os.getcwd)
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
