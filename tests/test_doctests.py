@@ -19,7 +19,8 @@ MODULES = ["shadho", "shadho.spaces", "shadho.domains", "shadho.search_space", "
            "shadho.managers.task_shell"]
 MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadho.report_params",
             "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
-            "shadho.status_rich"]
+            "shadho.status_rich", "shadho.store_reads", "shadho.snapshot", "shadho.formatting",
+            "shadho.cli_args", "shadho.cli_read"]
 
 
 @pytest.mark.parametrize("name", MODULES)
