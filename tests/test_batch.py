@@ -346,8 +346,12 @@ def test_cli_submit_failure_is_one_sentence(tmp_path: Path, monkeypatch: pytest.
 def test_local_pool_keeps_n_workers(tmp_path: Path) -> None:
     import work_queue
 
+    import secrets
+
     password = tmp_path / "pw"
-    password.write_text("local-pool")
+    # A password of its own: a worker left by another run on this machine (same feature)
+    # that reaches a reused port must not join this manager.
+    password.write_text(secrets.token_hex(16))
     q = work_queue.WorkQueue(port=0)
     q.specify_password_file(str(password))
     spec = WorkerSpec(manager=f"localhost:{q.port}", password=str(password), cores=1,
