@@ -324,8 +324,6 @@ class BatchSystem(abc.ABC):
     template_name: ClassVar[str]
     #: Scheduler state name -> JobState; anything else is UNKNOWN.
     states: ClassVar[Mapping[str, JobState]]
-    #: Commands that must be on PATH to submit (checked at submit, never before).
-    commands: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, script_dir: str | os.PathLike[str] | None = None) -> None:
         self.script_dir = Path(script_dir) if script_dir is not None else None

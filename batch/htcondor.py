@@ -39,7 +39,6 @@ class HTCondorSystem(BatchSystem):
 
     name: ClassVar[str] = "condor"
     template_name: ClassVar[str] = "htcondor.submit"
-    commands: ClassVar[tuple[str, ...]] = ("condor_submit", "condor_q", "condor_rm")
     # JobStatus codes. Held (5) needs a human: count it as failed so the pool replaces it
     # (and removes it). Suspended (7) may resume.
     states: ClassVar[Mapping[str, JobState]] = {

@@ -31,7 +31,6 @@ class SlurmSystem(BatchSystem):
 
     name: ClassVar[str] = "slurm"
     template_name: ClassVar[str] = "slurm.sbatch"
-    commands: ClassVar[tuple[str, ...]] = ("sbatch", "squeue", "scancel")
     # squeue --states=all long names; see `man squeue`, JOB STATE CODES.
     states: ClassVar[Mapping[str, JobState]] = {
         "PENDING": JobState.PENDING,

@@ -476,9 +476,7 @@ class Shadho(OriginalApi):
         settings = RunSettings(
             exp_key=self.exp_key, objective=self.cmd, compute_classes=tuple(self.compute_classes),
             inputs=tuple(self.input_files), outputs=tuple(self.output_files),
-            task_timeout=self.options["task_timeout"], workdir=os.getcwd(),
-            options={"hyperparameters_per_task": self.options["hyperparameters_per_task"],
-                     "max_queued_tasks": self.max_queued_tasks})
+            task_timeout=self.options["task_timeout"])
         progress = make_progress(self.quiet, self.max_tasks, self.timeout)
         old_handler = None
         if threading.current_thread() is threading.main_thread():
