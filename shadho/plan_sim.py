@@ -79,8 +79,9 @@ def seed_history(path: str, model: LearnedModel, limit: int) -> int:
 
 def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[str, int],
              heuristics: bool, n_new: int, draw: Draw, seed: int, settings: Mapping[str, Any],
-             warm_limit: int) -> SimRun:
-    """Simulate ``n_new`` more trials of the search on ``slots`` (class -> trial slots)."""
+             warm_limit: int, busy: Mapping[str, list[float]] | None = None) -> SimRun:
+    """Simulate ``n_new`` more trials of the search on ``slots`` (class -> trial slots),
+    with ``busy`` slots held for those seconds first (trials running when the plan is made)."""
     from shadho.sim import simulate
 
     tmp = tempfile.mkdtemp(prefix="shadho-plan-")
@@ -98,6 +99,7 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
                            seed=seed, backend=db, exp_key=_EXP, queue_margin="auto",
                            task_overhead={c: model.dead[c] for c in slots},
                            prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None,
+                           busy=dict(busy or {}),
                            hyperparameters_per_task=model.trials_per_task)
     except BaseException:
         sys.stderr.write(said.getvalue())

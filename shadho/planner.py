@@ -45,7 +45,8 @@ import numpy as np
 
 from shadho.errors import StoreError
 from shadho.plan_inputs import format_pool, parse_assume, parse_pool, parse_prices, pool_slots
-from shadho.plan_model import LearnedModel, PlanError
+from shadho.plan_model import DEFAULT_CLASS, LearnedModel, PlanError
+from shadho.plan_inflight import Carried, InFlight, carry, find_in_flight
 from shadho.plan_sim import SimRun, class_busy, completions, master_seconds, run_once, seed_history
 from shadho.trial import Trial
 
@@ -175,7 +176,8 @@ def _rate_bound(model: LearnedModel, slots: Mapping[str, int]) -> float:
 
 def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, tuple[int, int]],
              heuristics: bool, hours: float | None, n_trials: int | None, prices: Mapping[str, float],
-             samples: int, seed: int, opts: Mapping[str, int], history: tuple[str, int]) -> Prediction:
+             samples: int, seed: int, opts: Mapping[str, int], history: tuple[str, int],
+             running: Sequence[InFlight] = ()) -> Prediction:
     real = pool_slots(pool)
     sim_slots, scale = _sim_pool(real, opts["max_sim_workers"])
     notes, a_spaces, a_classes = _notes(model, real)
@@ -191,14 +193,20 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
         notes.append(f"simulated {n_new} trials per run of the {want} needed; the rest extrapolated "
                      "at the simulated rate")
     rng = np.random.default_rng(seed)
-    runs: list[tuple[SimRun, float]] = []
+    runs: list[tuple[SimRun, float, list[Carried]]] = []
     for i in range(samples):
+        draw = model.draw(rng)
+        carried = carry(running, model.mu + draw.offset, model.cidx, model.within_sd, draw.fail,
+                        sim_slots, scale, rng)
+        busy: dict[str, list[float]] = {}
+        for c in carried:
+            busy.setdefault(c.cls, []).append(c.remaining)
         run = run_once(model, history[0], history[1], sim_slots, heuristics, n_new,
-                       model.draw(rng), seed + i, settings, opts["warm_limit"])
+                       draw, seed + i, settings, opts["warm_limit"], busy)
         window = run.makespan if (horizon is None or extrapolated) else horizon
         if horizon is not None and not extrapolated and run.makespan < horizon:
             window = run.makespan  # ran out early: measured up to its end, extrapolated below
-        runs.append((run, window))
+        runs.append((run, window, carried))
     if scale > 1 or extrapolated:  # every figure rests on the scaling
         a_spaces, a_classes = set(model.names), set(real)
     return _assemble(model, pool, real, scale, heuristics, runs, horizon, n_trials, prices, notes,
@@ -206,22 +214,27 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
 
 
 def _assemble(model: LearnedModel, pool: dict[str, tuple[int, int]], real: Mapping[str, int], scale: float,
-              heuristics: bool, runs: list[tuple[SimRun, float]], horizon: float | None,
+              heuristics: bool, runs: list[tuple[SimRun, float, list[Carried]]], horizon: float | None,
               n_trials: int | None, prices: Mapping[str, float], notes: list[str],
               a_spaces: set[str], a_classes: set[str]) -> Prediction:
     per_run: list[dict[str, Any]] = []
     total_slots = sum(real.values())
-    for run, window in runs:
+    for run, window, carried in runs:
         done = completions(run.finished_by(window))
         finished = run.finished_by(window)
-        rate = scale * len(finished) / max(window, 1e-9)           # trials/s the workers finish
+        ends = [(c, ok) for c in carried for e, ok in zip(c.ends, c.oks) if e <= window]  # running tasks' trials
+        rate = scale * (len(finished) + len(ends)) / max(window, 1e-9)  # trials/s the workers finish
         master_s, sched_s = master_seconds(run, total_slots)
         load = rate * master_s
         k = min(1.0, 1.0 / load) if load > 0 else 1.0               # the master caps the rate
         hours_win = (horizon if horizon is not None else window / k) / 3600.0
         per_h = 3600.0 * scale * k / max(window, 1e-9)
         busy = class_busy(run.trials, window)
-        out = {"trials": len(done) * per_h * hours_win, "throughput": len(done) * per_h,
+        for c in carried:
+            busy[c.cls] = busy.get(c.cls, 0.0) + min(c.remaining, window)
+        ok = [c for c, good in ends if good]
+        n_ok = len(done) + len(ok)
+        out = {"trials": n_ok * per_h * hours_win, "throughput": n_ok * per_h,
                "per_space": {n: 0.0 for n in model.names}, "per_class": {c: 0.0 for c in real},
                "util": {c: k * busy.get(c, 0.0) / (run.slots[c] * max(window, 1e-9)) for c in real},
                "master_ms": 1e3 * master_s, "sched_ms": 1e3 * sched_s, "load": load, "hours": hours_win}
@@ -229,6 +242,9 @@ def _assemble(model: LearnedModel, pool: dict[str, tuple[int, int]], real: Mappi
         for t in done:
             out["per_space"][names[t.space_id]] += per_h
             out["per_class"][t.compute_class or "default"] += per_h
+        for c in ok:
+            out["per_space"][model.names[c.space]] += per_h
+            out["per_class"][c.cls] += per_h
         if n_trials is not None:
             out["finish"] = n_trials / (rate * k) / 3600.0 if rate > 0 else math.inf
         out["cost"] = sum(pool[c][0] * prices.get(c, 0.0) for c in real) * hours_win if prices else None
@@ -296,10 +312,11 @@ def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial]
     try:
         db = os.path.join(tmp, "history.db")
         hist = (db, seed_history(db, model, int(history)))
+        running = find_in_flight(trials, {o: i for i, o in enumerate(model.old_ids)}, model.classes, DEFAULT_CLASS)
         modes = [heuristics] if heuristics != "both" else ["on", "off"]
         search_hours = hours if trials_left is not None else None
         preds = {m: _predict(model, settings, pool_spec, m == "on", None if search_hours else hours,
-                             trials_left, prices, samples, seed, opts, hist) for m in modes}
+                             trials_left, prices, samples, seed, opts, hist, running) for m in modes}
         cheapest = None
         if hours is not None and trials_left is not None:
             from shadho.plan_search import cheapest_pool
@@ -307,7 +324,7 @@ def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial]
             # Without prices every worker-hour costs 1: the smallest pool that finishes in time.
             unit = prices or {c: 1.0 for c in pool_spec}
             cheapest = cheapest_pool(lambda p, n: _predict(model, settings, p, modes[0] == "on", None,
-                                                           trials_left, unit, n, seed, opts, hist),
+                                                           trials_left, unit, n, seed, opts, hist, running),
                                      model, pool_spec, hours, unit, samples,
                                      "price" if prices else "worker-hours")
     finally:

@@ -83,12 +83,16 @@ class SimulatedManager(ExecutionManager):
         queue_margin: None (start on submit), an int, or ``"auto"`` (see the module doc).
         task_overhead: seconds per task before its first trial starts, or a mapping
             class key -> seconds (classes left out: 0).
+        busy: class key -> seconds each of that many workers is still busy at the start
+            (work already running, e.g. the trials in flight when a plan is made); those
+            workers yield no outcomes and take tasks once free.
     """
 
     def __init__(self, workers: Mapping[str | None, int], runtime: RuntimeModel, *, noise: float = 0.1,
                  failure_rate: float | Callable[[str, Any], float] = 0.0, seed: int | None = None,
                  clock: VirtualClock | None = None, queue_margin: int | str | None = None,
-                 task_overhead: float | Mapping[str | None, float] = 0.0) -> None:
+                 task_overhead: float | Mapping[str | None, float] = 0.0,
+                 busy: Mapping[str | None, Sequence[float]] | None = None) -> None:
         if not workers or any(int(n) < 0 for n in workers.values()):
             raise ValueError(f"workers must map class keys to worker counts >= 0, got {workers!r}")
         self.workers = {k: int(n) for k, n in workers.items()}
@@ -115,6 +119,13 @@ class SimulatedManager(ExecutionManager):
             else float(task_overhead))
         #: Waiting tasks per class: [-priority, seq, task] (a heap).
         self._queues: dict[str | None, list[list[Any]]] = {k: [] for k in self.workers}
+        for key, secs in (busy or {}).items():
+            if key not in self._idle or len(secs) > len(self._idle[key]):
+                raise ValueError(f"busy: class {key!r} has {len(self._idle.get(key, []))} simulated "
+                                 f"worker(s), {len(secs)} busy ones given")
+            for dt in secs:
+                self._seq += 1
+                heapq.heappush(self._events, (max(float(dt), 0.0), self._seq, key, self._idle[key].pop(), []))
 
     def start(self, settings: RunSettings) -> None:
         if not callable(settings.objective):
@@ -314,6 +325,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
              queue_margin: int | str | None = None,
              task_overhead: float | Mapping[str | None, float] = 0.0,
              prepare_scheduler: Callable[[Any], None] | None = None,
+             busy: Mapping[str | None, Sequence[float]] | None = None,
              **options: Any) -> SimResult:
     """Run the real driver on simulated workers for ``max_tasks`` trials.
 
@@ -325,7 +337,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         backend: the SQLite results file (a temporary one by default). A file that
             already holds ``exp_key`` is resumed: its trials are the samplers' history
             and count toward ``max_tasks``; ``SimResult.trials`` holds every trial.
-        failure_rate, queue_margin, task_overhead: see :class:`SimulatedManager`.
+        failure_rate, queue_margin, task_overhead, busy: see :class:`SimulatedManager`.
         prepare_scheduler: called with the driver's scheduler before the run starts
             (e.g. :meth:`~shadho.heuristics.scheduler.Scheduler.warm_start` it with
             what an earlier run measured).
@@ -335,7 +347,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
     clock = VirtualClock()
     manager = SimulatedManager(workers, runtime, noise=noise, failure_rate=failure_rate,
                                seed=None if seed is None else seed + 7919, clock=clock,
-                               queue_margin=queue_margin, task_overhead=task_overhead)
+                               queue_margin=queue_margin, task_overhead=task_overhead, busy=busy)
     tmp = None
     if backend is None:
         tmp = tempfile.mkdtemp(prefix="shadho-sim-")

@@ -3,9 +3,14 @@
 A small version of ``bench/plan.py``: a 36 s search on one 1-core ``cpu`` worker and
 one 2-core ``accel`` worker (the benchmark's ``mild`` speeds, emulated: the trials
 sleep), its results cut at half its time into a copy of the file, and the plan of the
-second half on the same pool from that copy. The bounds are looser than the
-benchmark's (15% overall, 25% per class, over 80 s runs): this run is short and the
-machine is shared.
+second half on the same pool from that copy.
+
+This is a check that the plan of a real file is sane (the right units, classes and
+pool; no file touched), not the accuracy claim: that is ``bench/plan.py`` (80 s runs,
+several seeds, 15% overall). Two real 36 s runs of the same seed here finished 62 and
+106 trials in their second halves: one real half is that noisy, so the bound is a
+factor of 2. The runtimes are the measured ones (scale 1): at scale 3 one 10 s trial
+on the 1-core class filled half of the window it was cut in.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ def test_plan_predicts_the_second_half_of_a_real_search(tmp_path):
     db, cut = str(tmp_path / "r.db"), str(tmp_path / "cut.db")
     pool = "cpu=1,accel=1"
     t0 = bench.real_search(db, 0, SECONDS, parse_pool(pool),
-                           bench.H.load_models(False).data, scale=3.0, profile="mild")
+                           bench.H.load_models(False).data, scale=1.0, profile="mild")
     half, end = t0 + SECONDS / 2, t0 + SECONDS
     bench.cut_copy(db, cut, half)
     real = bench.completions(db, half, end)
@@ -40,5 +45,5 @@ def test_plan_predicts_the_second_half_of_a_real_search(tmp_path):
     pred = p.prediction
     assert p.observed_pool == {"cpu": 1, "accel": 1}
     assert real["total"] >= 10, real
-    assert 0.6 <= pred.trials.mid / real["total"] <= 1.5, (pred.trials, pred.per_class, real, bench.completions(db, 0, half))
+    assert 0.5 <= pred.trials.mid / real["total"] <= 2.0, (pred.trials, pred.per_class, real, bench.completions(db, 0, half))
     assert not pred.master_bound

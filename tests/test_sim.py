@@ -168,3 +168,16 @@ def test_window_cuts_a_run_at_a_wall_budget(tmp_path):
     assert all(t.finish_time <= res.makespan / 2 for t in cut.trials) and cut.makespan == res.makespan / 2
     with pytest.raises(ValueError):
         res.window(res.makespan + 1)
+
+
+def test_workers_busy_at_the_start_take_tasks_once_free():
+    # Work already running when a plan is made holds its slots (shadho/plan_inflight.py).
+    m = SimulatedManager({"a": 2}, lambda s, p, c: 1.0, noise=0.0, busy={"a": [3.0]})
+    m.start(RunSettings("t", lambda p: 0.0))
+    assert m.capacity() == {"a": 1} and m.in_flight == 1
+    m.submit(TaskSpec(1, "s", ((10, {}),), "a"))
+    assert [o.trial_id for o in m.wait(60)] == [10] and m.clock.now == 1.0
+    assert m.wait(60) == [] and m.clock.now == 3.0       # the busy worker frees, yielding nothing
+    assert m.capacity() == {"a": 2} and m.in_flight == 0
+    with pytest.raises(ValueError, match="1 simulated worker"):
+        SimulatedManager({"a": 1}, lambda s, p, c: 1.0, busy={"a": [1.0, 2.0]})
