@@ -18,7 +18,7 @@ MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shad
            "shadho.store_integrity", "shadho.store_schema", "shadho.resume", "shadho.spec_checks",
            "shadho.managers.task_shell", "shadho.managers.base", "shadho.managers.outcome",
            "shadho.managers.wq_results", "shadho.managers.wq_pool", "shadho.managers.tmpdirs",
-           "shadho.managers.local_workers", "shadho.managers.packaging"]
+           "shadho.managers.local_workers", "shadho.managers.packaging", "shadho.managers.wq_setup"]
 MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadho.report_params",
             "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
             "shadho.status_rich"]

@@ -19,10 +19,11 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 
+from shadho.compute import ComputeClass
 from shadho.managers.base import ExecutionManager, FileSpec, RunSettings, TaskSpec, TrialOutcome
 
 # ---------------------------------------------------------------- objectives (module level:
@@ -65,7 +66,8 @@ class Harness:
 
     Attributes:
         kind: the manager's name in test ids.
-        make: builds a fresh, unstarted manager.
+        make: builds a fresh, unstarted manager for the compute class names given
+            (none: the default class, key None); two workers in all.
         processes: trials run in processes of their own (they can crash, time out).
         commands: shell-command objectives are supported.
         slow_s: seconds a ``nap`` trial sleeps to be still running when the test acts
@@ -73,14 +75,15 @@ class Harness:
     """
 
     kind: str
-    make: Callable[[], ExecutionManager]
+    make: Callable[[Sequence[str]], ExecutionManager]
     processes: bool = True
     commands: bool = True
     slow_s: float = 60.0
     started: list[ExecutionManager] = field(default_factory=list)
 
     def start(self, objective: Any, **settings: Any) -> ExecutionManager:
-        m = self.make()
+        classes = settings.get("compute_classes", ())
+        m = self.make([c.name for c in classes])
         self.started.append(m)
         m.start(RunSettings(f"conf-{self.kind}", objective, **settings))
         return m
@@ -100,19 +103,20 @@ def _sim_runtime(space_id: str, params: dict[str, Any], key: Any) -> float:
     return 1000.0 if params.get("slow") else 0.5
 
 
-def _local() -> ExecutionManager:
+def _local(classes: Sequence[str]) -> ExecutionManager:
     from shadho.managers.local import LocalManager
 
     return LocalManager(workers=2)
 
 
-def _sim() -> ExecutionManager:
+def _sim(classes: Sequence[str]) -> ExecutionManager:
     from shadho.sim import SimulatedManager
 
-    return SimulatedManager({None: 2}, _sim_runtime, noise=0.0, seed=0)
+    workers = {c: 2 // len(classes) for c in classes} if classes else {None: 2}
+    return SimulatedManager(workers, _sim_runtime, noise=0.0, seed=0)
 
 
-def _workqueue() -> ExecutionManager:
+def _workqueue(classes: Sequence[str]) -> ExecutionManager:
     from shadho.managers.workqueue import WorkQueueManager
 
     return WorkQueueManager(local_workers=2, worker_timeout=20)
@@ -122,18 +126,34 @@ HARNESSES = {"local": dict(make=_local), "sim": dict(make=_sim, processes=False,
              "workqueue": dict(make=_workqueue)}
 
 
-@pytest.fixture(params=[pytest.param("local"), pytest.param("sim"),
-                        pytest.param("workqueue", marks=pytest.mark.workqueue)])
-def harness(request: pytest.FixtureRequest) -> Any:
-    h = Harness(request.param, **HARNESSES[request.param])
+def _params(processes_only: bool = False) -> list[Any]:
+    """One fixture parameter per harness (Work Queue's carries the ``workqueue`` marker)."""
+    return [pytest.param(k, marks=[pytest.mark.workqueue] if k == "workqueue" else [])
+            for k, v in HARNESSES.items() if not processes_only or v.get("processes", True)]
+
+
+def _harness(kind: str) -> Any:
+    h = Harness(kind, **HARNESSES[kind])
     yield h
     for m in h.started:
         m.stop()
 
 
-def _task(task_id: int, *params: dict[str, Any], trial0: int | None = None) -> TaskSpec:
-    first = task_id * 10 if trial0 is None else trial0
-    return TaskSpec(task_id, "s", tuple((first + i, p) for i, p in enumerate(params)))
+@pytest.fixture(params=_params())
+def harness(request: pytest.FixtureRequest) -> Any:
+    """Every manager."""
+    yield from _harness(request.param)
+
+
+@pytest.fixture(params=_params(processes_only=True))
+def proc_harness(request: pytest.FixtureRequest) -> Any:
+    """The managers whose trials run in processes of their own (all but the simulator)."""
+    yield from _harness(request.param)
+
+
+def _task(task_id: int, *params: dict[str, Any], compute_class: str | None = None) -> TaskSpec:
+    """Task ``task_id`` of trials ``10 * task_id``, ``10 * task_id + 1``... (one per params)."""
+    return TaskSpec(task_id, "s", tuple((10 * task_id + i, p) for i, p in enumerate(params)), compute_class)
 
 
 def _capacity_back(m: ExecutionManager, n: int, limit: float = 15.0) -> bool:
@@ -181,6 +201,18 @@ def test_submit_wait_and_in_flight(harness: Harness):
         assert o.worker and o.compute_class is None
         assert o.start_time is not None and o.finish_time is not None and o.start_time <= o.finish_time
     assert m.wait(0) == []
+
+
+def test_capacity_is_per_compute_class_and_outcomes_name_the_class(harness: Harness):
+    classes = (ComputeClass("a", "cores", 1), ComputeClass("b", "cores", 1))
+    m = harness.start(square, compute_classes=classes)
+    free = m.capacity()
+    assert set(free) == {"a", "b"} and all(n >= 1 for n in free.values()), free
+    m.submit(_task(1, {"x": 1.0}, compute_class="a"))
+    m.submit(_task(2, {"x": 2.0}, compute_class="b"))
+    assert m.capacity()["a"] == free["a"] - 1 and m.capacity()["b"] == free["b"] - 1
+    a, b = harness.drain(m, 2)
+    assert (a.compute_class, a.loss, b.compute_class, b.loss) == ("a", 1.0, "b", 4.0)
 
 
 def test_a_raising_objective_is_a_failed_trial_with_its_cause(harness: Harness):
@@ -235,16 +267,6 @@ def test_stop_abandons_unfinished_tasks_and_may_be_called_twice(harness: Harness
 
 
 # ---------------------------------------------------------------- managers running processes
-
-
-@pytest.fixture(params=[k for k, v in HARNESSES.items() if v.get("processes", True)])
-def proc_harness(request: pytest.FixtureRequest) -> Any:
-    h = Harness(request.param, **HARNESSES[request.param])
-    if request.param == "workqueue":
-        request.applymarker(pytest.mark.workqueue)
-    yield h
-    for m in h.started:
-        m.stop()
 
 
 def test_a_crash_blames_the_running_trial_and_loses_the_later_ones(proc_harness: Harness):

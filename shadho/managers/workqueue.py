@@ -34,10 +34,11 @@ from typing import Any, Sequence
 from shadho.compute import ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
 from shadho.managers import packaging, tmpdirs, wq_pool, wq_results
-from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
-                                  class_memory_mb, queue_margin)
+from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_memory_mb,
+                                  queue_margin)
 from shadho.managers.local_workers import LocalWorkers
-from shadho.managers.wq_setup import WORKER_SPEC_KEYS, catalog_address, parse_worker_specs  # noqa: F401 - re-exported
+from shadho.managers.wq_setup import (WORKER_SPEC_KEYS, catalog_address, parse_worker_specs,  # noqa: F401 - re-exported
+                                      split_catalog, tune_against_idle_connections)
 from shadho.managers.wq_setup import install_hint as _install_hint
 from shadho.notices import Connection, ConnectNotice, UnmatchedNotice
 
@@ -96,11 +97,11 @@ class WorkQueueManager(ExecutionManager):
     """Trials as Work Queue tasks.
 
     Args:
-        local_workers: workers started on this machine for the run: an int (that many
-            1-core workers), a list of specs (dicts with ``cores``, ``memory`` (MB),
-            ``disk`` (MB), ``gpus``, ``features`` such as ``{'size': 'big'}``), ``0`` (none:
-            wait for remote workers) or None: one 1-core worker per CPU of this machine,
-            or none when ``name`` is given (a named manager expects remote workers).
+        local_workers: workers started on this machine for the run (see
+            :mod:`~shadho.managers.local_workers`): an int (that many 1-core workers), a
+            list of specs (dicts with ``cores``, ``memory`` (MB), ``disk`` (MB), ``gpus``,
+            ``features`` such as ``{'size': 'big'}``), or None / 0: none, wait for remote
+            workers (a master never computes on a login node unless asked).
         port: an int (0: the first free port from 1024) or ``[low, high]``.
         password: a password file; None generates one (mode 0600, private folder).
             Workers need the same file: ``work_queue_worker --password FILE HOST PORT``.
@@ -198,10 +199,7 @@ class WorkQueueManager(ExecutionManager):
         tune_against_idle_connections(q, self.options["short_timeout"])
         if self.name:
             if self.catalog:
-                host, _, cport = str(self.catalog).rpartition(":")
-                if not host:
-                    host, cport = str(self.catalog), "9097"
-                q.specify_catalog_server(host, int(cport))
+                q.specify_catalog_server(*split_catalog(self.catalog))
             # Without catalog=, cctools advertises to CATALOG_HOST/CATALOG_PORT or its default.
             q.specify_name(self.name)
 
@@ -216,20 +214,13 @@ class WorkQueueManager(ExecutionManager):
         return [w.proc for w in self._workers.live()] if self._workers is not None else []
 
     def _setup_categories(self, settings: RunSettings) -> None:
-        wq, q = self._wq, self._q
-        classes = settings.compute_classes
-        for key in class_keys(classes):
-            cc = next((c for c in classes if c.name == key), None)
-            self._classes[key] = cc
-            cat = cc.name if cc is not None else _DEFAULT
-            self._category[key] = cat
-            sizes = dict(cc.resources) if cc is not None else {}
-            if sizes:
-                q.specify_category_max_resources(cat, {k: int(math.ceil(v)) for k, v in sizes.items()})
-                q.specify_category_mode(cat, wq.WORK_QUEUE_ALLOCATION_MODE_FIXED)
-            # A task without resources takes a whole worker: default to one core.
-            self._task_res[key] = sizes if sizes.get("cores") else {"cores": 1, **sizes}
-            self._per_class[key] = 0
+        self._classes, self._category, self._task_res = wq_pool.class_table(settings.compute_classes, _DEFAULT)
+        self._per_class = {key: 0 for key in self._classes}
+        for key, cc in self._classes.items():
+            if cc is not None and cc.resources:
+                cat = self._category[key]
+                self._q.specify_category_max_resources(cat, {k: int(math.ceil(v)) for k, v in cc.resources.items()})
+                self._q.specify_category_mode(cat, self._wq.WORK_QUEUE_ALLOCATION_MODE_FIXED)
 
     def stop(self) -> None:
         self.cancel_all()
@@ -402,14 +393,3 @@ class WorkQueueManager(ExecutionManager):
         self._pending.clear()
         self._per_class = {k: 0 for k in self._per_class}
         return ids
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def tune_against_idle_connections(q: Any, seconds: float = 1) -> None:
-    """Work Queue waits "short-timeout" seconds (default 5) for a new connection to authenticate
-    and dispatches nothing meanwhile: each connection that never authenticates stalls the
-    search that long. Bound it (see docs/reliability.md and bench/idle_connections.py)."""
-    q.tune("short-timeout", seconds)
-

@@ -18,10 +18,31 @@ import math
 from typing import Any, Mapping, Sequence
 
 from shadho.compute import ALLOCATED, ComputeClass
+from shadho.managers.base import class_keys
 from shadho.notices import ClassNeeds, ConnectNotice, Pool, UnmatchedNotice
 
 Classes = Mapping[str | None, ComputeClass | None]
 Needs = Mapping[str | None, Mapping[str, float]]
+
+
+def class_table(classes: Sequence[ComputeClass], default_category: str) -> tuple[
+        dict[str | None, ComputeClass | None], dict[str | None, str], dict[str | None, dict[str, float]]]:
+    """For each class key (:func:`~shadho.managers.base.class_keys`): its class, its Work Queue
+    category and what one of its tasks takes (at least one core: a task without resources
+    would take a whole worker).
+
+    Example:
+        >>> _, cats, needs = class_table([ComputeClass('big', 'memory', 4000)], 'dflt')
+        >>> cats, needs
+        ({'big': 'big'}, {'big': {'cores': 1, 'memory': 4000}})
+    """
+    table, cats, needs = {}, {}, {}
+    for key in class_keys(classes):
+        cc = next((c for c in classes if c.name == key), None)
+        table[key], cats[key] = cc, cc.name if cc is not None else default_category
+        sizes = dict(cc.resources) if cc is not None else {}
+        needs[key] = sizes if sizes.get("cores") else {"cores": 1, **sizes}
+    return table, cats, needs
 
 
 def fits(res: Mapping[str, Any], need: Mapping[str, float]) -> int:
