@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -140,9 +141,19 @@ class LocalWorkers:
                 f"output:\n{tail_of(w.log_path)}")
 
     def stop(self) -> None:
-        """End every worker and the tasks it runs (SIGTERM to its session, then SIGKILL)."""
-        for w in self.workers:
-            _end(w)
+        """End every worker and the tasks it runs: SIGTERM to each one's session, then, for
+        those still running after a few seconds (all together, not one after the other),
+        SIGKILL."""
+        running = [w.proc for w in self.workers if w.alive]
+        for p in running:
+            _signal_session(p, signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        for p in running:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_session(p, signal.SIGKILL)
+                p.wait(timeout=5)
         self.workers = []
 
     def _spawn(self, w: LocalWorker) -> None:
@@ -158,19 +169,9 @@ class LocalWorkers:
             logf.close()
 
 
-def _end(w: LocalWorker) -> None:
-    p = w.proc
-    if p is None or p.poll() is not None:
-        return
+def _signal_session(p: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to a worker and its tasks (it leads a session of its own)."""
     try:
-        os.killpg(p.pid, signal.SIGTERM)  # the worker and its tasks (own session)
+        os.killpg(p.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-    try:
-        p.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        p.wait(timeout=5)
