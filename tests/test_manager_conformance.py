@@ -156,11 +156,12 @@ def _task(task_id: int, *params: dict[str, Any], compute_class: str | None = Non
     return TaskSpec(task_id, "s", tuple((10 * task_id + i, p) for i, p in enumerate(params)), compute_class)
 
 
-def _capacity_back(m: ExecutionManager, n: int, limit: float = 15.0) -> bool:
-    """Whether ``capacity`` offers ``n`` tasks again within ``limit`` seconds (a finished
-    task's process may take a moment to exit and free its slot)."""
+def _settled(m: ExecutionManager, n: int, limit: float = 15.0) -> bool:
+    """Whether, with every outcome back, ``in_flight`` falls to 0 and ``capacity`` offers
+    ``n`` tasks again within ``limit`` seconds (a finished task's process may take a
+    moment to end what it started and exit), with no further outcome meanwhile."""
     end = time.time() + limit
-    while m.capacity()[None] < n:
+    while m.in_flight or m.capacity()[None] < n:
         if time.time() > end:
             return False
         assert m.wait(0.1) == []
@@ -193,7 +194,7 @@ def test_submit_wait_and_in_flight(harness: Harness):
         m.submit(_task(i, {"x": float(i)}))
     assert m.in_flight == n and m.capacity() == {None: 0}
     out = harness.drain(m, n)
-    assert m.in_flight == 0 and _capacity_back(m, n)
+    assert _settled(m, n)
     assert [o.trial_id for o in out] == [10 * i for i in range(n)]
     for i, o in enumerate(out):
         assert o.ok and not o.lost and o.error is None, o
@@ -237,7 +238,7 @@ def test_batched_trials_each_get_an_outcome_in_order(harness: Harness):
     m.submit(_task(1, *({"x": float(x)} for x in range(4))))
     assert m.in_flight >= 1
     out = harness.drain(m, 4)
-    assert m.in_flight == 0
+    assert _settled(m, 2)
     assert [o.loss for o in out] == [0.0, 1.0, 4.0, 9.0] and all(o.ok for o in out)
     for a, b in zip(out, out[1:]):  # one after the other in one task
         assert b.start_time >= a.finish_time - 1e-3, (a, b)
@@ -250,7 +251,7 @@ def test_cancel_all_returns_the_unfinished_trials_and_the_manager_goes_on(harnes
     if harness.processes:  # the simulator's wait jumps its clock to the next completion
         assert m.wait(0.5) == []  # ... the others' tasks start meanwhile
     assert sorted(m.cancel_all()) == [10, 20, 21]
-    assert m.in_flight == 0 and _capacity_back(m, 2)
+    assert m.in_flight == 0 and _settled(m, 2)
     assert m.cancel_all() == []
     m.submit(_task(3, {"x": 7.0}))
     (o,) = harness.drain(m, 1)  # nothing of the cancelled tasks comes back
@@ -276,7 +277,7 @@ def test_a_crash_blames_the_running_trial_and_loses_the_later_ones(proc_harness:
     assert done.ok and done.loss == 1.0
     assert not blamed.ok and not blamed.lost and "status 9" in blamed.error, blamed
     assert later.lost and later.error is None, later  # not its fault: the driver runs it again
-    assert m.in_flight == 0
+    assert _settled(m, 2)
 
 
 def test_task_timeout_fails_the_trial_naming_the_limit(proc_harness: Harness):
@@ -317,5 +318,5 @@ def test_shell_commands_follow_the_original_protocol(harness: Harness, tmp_path:
     assert ok.ok and ok.loss == 9.0 and ok.results == {"tag": "10.s.default"}, ok
     assert not exited.ok and "command exited with status 3" in exited.error, exited
     assert not garbled.ok and "malformed result file" in garbled.error, garbled
-    assert not exited.lost and not garbled.lost and m.in_flight == 0
+    assert not exited.lost and not garbled.lost and _settled(m, 2)
 

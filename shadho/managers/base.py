@@ -193,7 +193,8 @@ class ExecutionManager(ABC):
         The driver's loop ends when this is 0 and nothing is left to submit, so a manager
         must count every task until :meth:`wait` has returned all its outcomes (or
         :meth:`cancel_all` dropped it): one that under-counts loses results silently.
-        That is why this has no default.
+        That is why this has no default. Counting a task a little longer, while it winds
+        down after its last outcome, is safe.
         """
 
     def cancel_all(self) -> list[int]:

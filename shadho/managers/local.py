@@ -159,9 +159,10 @@ class LocalManager(ExecutionManager):
 
     @property
     def in_flight(self) -> int:
-        # A task whose trials have all reported is done, though its process may take a
-        # moment to exit (its slot stays taken in capacity() until it has).
-        return sum(1 for r in self._running.values() if len(r.done) < len(r.task.trials))
+        # A task counts until its process has exited, after its last result: the process
+        # then ends what the objective started (setsid ones too), which a kill by
+        # cancel_all() at the end of the run would leave running.
+        return len(self._running)
 
     def status(self) -> dict[str, Any]:
         return {"workers": self.workers, "running": len(self._running), "queued": 0}
