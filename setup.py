@@ -12,7 +12,7 @@ setup(
     # the worker-side entry lives in workers/ and installs as the module shadho_worker.
     package_dir={"shadho": "shadho", "shadho.batch": "batch", "": "workers"},
     packages=["shadho", "shadho.samplers", "shadho.managers", "shadho.heuristics", "shadho.batch"],
-    py_modules=["shadho_worker", "shadho_launch_worker"],
+    py_modules=["shadho_worker", "shadho_launch_worker", "shadho_checkpoint"],
     package_data={"shadho.batch": ["templates/*", "examples/*"]},
     install_requires=["numpy>=1.22", "scipy>=1.8", "cloudpickle>=2.0"],
     extras_require={

@@ -98,9 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"password file {args.password} does not exist")
         options = dict(
             manager=args.manager, name=args.name, catalog=args.catalog, cores=args.cores,
-            memory=args.memory, disk=args.disk, gpus=args.gpus, features=tuple(args.feature),
-            time=args.time, password=args.password, partition=args.partition,
-            account=args.account, extra=args.extra, worker_timeout=args.worker_timeout,
+            memory_mb=args.memory, disk_mb=args.disk, gpus=args.gpus, features=tuple(args.feature),
+            time_min=args.time, password=args.password, partition=args.partition,
+            account=args.account, extra=args.extra, worker_timeout_s=args.worker_timeout,
             python=args.python, launcher=args.launcher or default_launcher(),
             job_name=args.job_name)
         if args.log_dir:

@@ -7,7 +7,7 @@ rendered description with ``htcondor.Submit``.
 
 Example:
     >>> from shadho.batch.base import WorkerSpec
-    >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory=8000, password="/home/u/pw",
+    >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory_mb=8000, password="/home/u/pw",
     ...                   launcher="/l.py", log_dir="/logs")
     >>> text = HTCondorSystem().render(spec)
     >>> "request_memory          = 8000" in text, "transfer_input_files    = /home/u/pw" in text
@@ -59,17 +59,17 @@ class HTCondorSystem(BatchSystem):
         requests: list[str] = []
         if spec.cores is not None:
             requests.append(f"request_cpus            = {spec.cores}")
-        if spec.memory is not None:
-            requests.append(f"request_memory          = {spec.memory}")
-        if spec.disk is not None:
-            requests.append(f"request_disk            = {spec.disk * 1024}")
+        if spec.memory_mb is not None:
+            requests.append(f"request_memory          = {spec.memory_mb}")
+        if spec.disk_mb is not None:
+            requests.append(f"request_disk            = {spec.disk_mb * 1024}")
         if spec.gpus:
             requests.append(f"request_gpus            = {spec.gpus}")
-        if spec.time is not None:
+        if spec.time_min is not None:
             # HTCondor has no walltime: remove a job that ran past it (the worker's own
             # --wall-time normally ends it a little earlier).
             requests.append(f"periodic_remove         = (JobStatus == 2) && "
-                            f"((time() - EnteredCurrentStatus) > {spec.time * 60})")
+                            f"((time() - EnteredCurrentStatus) > {spec.time_min * 60})")
         if spec.account is not None:
             requests.append(f"accounting_group        = {spec.account}")
         for line in re.split(r"[;\n]", spec.extra):

@@ -6,7 +6,7 @@ instance that submitted a job can query or cancel it.
 
 Example:
     >>> from shadho.batch.base import WorkerSpec
-    >>> text = LocalSystem().render(WorkerSpec(manager="localhost:9123", time=2, python="/py",
+    >>> text = LocalSystem().render(WorkerSpec(manager="localhost:9123", time_min=2, python="/py",
     ...                                        launcher="/l.py", log_dir="/tmp"))
     >>> text.splitlines()[-1].startswith("exec timeout --signal=TERM 120 /py /l.py --manager")
     True
@@ -48,7 +48,7 @@ class LocalSystem(BatchSystem):
         self._cancelled: set[str] = set()
 
     def _fields(self, spec: WorkerSpec) -> dict[str, str]:
-        limit = f"timeout --signal=TERM {spec.time * 60} " if spec.time is not None else ""
+        limit = f"timeout --signal=TERM {spec.time_min * 60} " if spec.time_min is not None else ""
         command = shlex.join([spec.python, spec.launcher, *spec.launcher_args()])
         return {"command": limit + command}
 

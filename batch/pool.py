@@ -13,7 +13,7 @@ How "the master is gone" is seen, from both sides:
   manager's port; with a project name it asks the catalog for the manager's address, then
   connects. After ``master_grace`` seconds without a successful probe it stops (and cancels its
   jobs). When no probe is possible (a name and no reachable catalog), it stops once the last
-  ``2 * count`` worker jobs in a row all ended within ``worker_timeout + 120`` seconds of
+  ``2 * count`` worker jobs in a row all ended within ``worker_timeout_s + 120`` seconds of
   starting -- workers that leave as soon as their timeout allows were never given work.
 
 It also gives up (``WorkerError``) when jobs keep failing right after they start (a wrong
@@ -101,7 +101,7 @@ class WorkerPool:
         count: number of worker jobs to keep.
         poll_interval: seconds between polls in :meth:`run`.
         master_grace: seconds without the master before the pool stops (default: the workers'
-            ``worker_timeout``).
+            ``worker_timeout_s``).
         probe: says whether the master is up (True/False) or cannot tell (None); default from
             the spec (TCP to ``manager``, or the catalog for ``name``).
         max_quick_failures: consecutive jobs failing within ``quick_seconds`` of their start
@@ -121,7 +121,7 @@ class WorkerPool:
         self.spec = spec.validate()
         self.count = count
         self.poll_interval = poll_interval
-        self.master_grace = float(master_grace if master_grace is not None else spec.worker_timeout)
+        self.master_grace = float(master_grace if master_grace is not None else spec.worker_timeout_s)
         self._probe = probe
         self.max_quick_failures = max_quick_failures
         self.quick_seconds = quick_seconds
@@ -190,7 +190,7 @@ class WorkerPool:
                 self._quick_failures += 1
             else:
                 self._quick_failures = 0
-            self._short_lives.append(lived < self.spec.worker_timeout + 120)
+            self._short_lives.append(lived < self.spec.worker_timeout_s + 120)
             if state is JobState.FAILED:
                 try:  # a held HTCondor job stays in the queue
                     self.system.cancel([job_id])

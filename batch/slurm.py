@@ -2,7 +2,7 @@
 
 Example:
     >>> from shadho.batch.base import WorkerSpec
-    >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory=8000, gpus=1, time=120,
+    >>> spec = WorkerSpec(manager="login1:9123", cores=4, memory_mb=8000, gpus=1, time_min=120,
     ...                   partition="gpu", python="/venv/bin/python", launcher="/l.py",
     ...                   log_dir="/scratch/logs")
     >>> print("\\n".join(l for l in SlurmSystem().render(spec).splitlines() if l.startswith("#SBATCH")))
@@ -63,14 +63,14 @@ class SlurmSystem(BatchSystem):
         opts: list[str] = []
         if spec.cores is not None:
             opts.append(f"--cpus-per-task={spec.cores}")
-        if spec.memory is not None:
-            opts.append(f"--mem={spec.memory}M")
-        if spec.disk is not None:
-            opts.append(f"--tmp={spec.disk}M")
+        if spec.memory_mb is not None:
+            opts.append(f"--mem={spec.memory_mb}M")
+        if spec.disk_mb is not None:
+            opts.append(f"--tmp={spec.disk_mb}M")
         if spec.gpus:
             opts.append(f"--gres=gpu:{spec.gpus}")
-        if spec.time is not None:
-            opts.append(f"--time={format_hms(spec.time)}")
+        if spec.time_min is not None:
+            opts.append(f"--time={format_hms(spec.time_min)}")
         if spec.partition is not None:
             opts.append(f"--partition={spec.partition}")
         if spec.account is not None:

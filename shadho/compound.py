@@ -24,6 +24,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from shadho.domains import Domain
+
 __all__ = ["Scope", "sequential", "repeat", "dependent", "expand", "restore"]
 
 _MARK = "__shadho__"
@@ -118,8 +120,6 @@ def _has_compound(node: Any) -> bool:
 
 def _paths(node: Any, path: tuple[str, ...], out: dict[int, tuple[str, ...]]) -> None:
     """First path of every domain object (the sources dependent domains refer to)."""
-    from shadho.spaces import Domain
-
     if isinstance(node, Domain):
         out.setdefault(id(node), path)
     elif isinstance(node, Mapping):

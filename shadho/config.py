@@ -185,7 +185,10 @@ class LegacyConfig:
 
 
 def _port(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().isdigit():
+    """The original kept ports as text: digits are a port, other text is no port number."""
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise ValueError(f"opt.config.workqueue.port must be a port number (0: any free port), got {value!r}")
         return int(value)
     return value
 
@@ -256,24 +259,27 @@ def add_legacy_files(opt: Any, files: Any) -> None:
 
 
 def configure(opt: Any) -> None:
-    """Apply ``opt.config`` to ``opt``'s options before a run, with the same checks as ``Shadho()``."""
+    """Apply ``opt.config`` to ``opt``'s settings before a run, checked as ``Shadho()`` checks them."""
+    import dataclasses
+
     from shadho.managers.base import ExecutionManager
+    from shadho.settings import MANAGERS, LocalSettings
 
     changes = apply_config(opt.config)
     manager = changes.pop("manager", None)
     if manager is not None and not isinstance(opt.manager_choice, ExecutionManager):
-        if manager not in ("local", "workqueue"):
+        if manager not in MANAGERS:
             raise ValueError(f"opt.config.manager must be 'local' or 'workqueue', got {manager!r}"
-                             f"{did_you_mean(str(manager), ('local', 'workqueue'))}")
+                             f"{did_you_mean(str(manager), MANAGERS)}")
         opt.manager_choice = manager
-    port = changes.get("port", 0)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
-        raise ValueError(f"opt.config.workqueue.port must be a port number (0: any free port), got {port!r}")
-    if changes.get("password") is not None and not os.path.isfile(changes["password"]):
-        raise ValueError(f"opt.config.workqueue.password: password file {changes['password']!r} does not exist")
-    if changes.get("name") is not None and not isinstance(changes["name"], str):
-        raise TypeError(f"opt.config.workqueue.name must be a string, got {changes['name']!r}")
-    opt.options.update(changes)
+    if changes:
+        try:
+            opt.workqueue_settings = dataclasses.replace(opt.workqueue_settings, **changes)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"opt.config.workqueue.{exc}") from None
+    if opt.manager_choice == "local" and opt.local_settings is None:
+        wq = opt.workqueue_settings
+        opt.local_settings = LocalSettings.from_keywords(wq.local_workers, wq.options.get("memory_mb"))
     if opt.manager_choice == "workqueue":
         from shadho.managers.wq_setup import require_work_queue
 

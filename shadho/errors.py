@@ -1,7 +1,17 @@
 """The exceptions shadho raises: one root, a few meaningful children.
 
-Bad arguments raise :class:`SpecError` (a ``ValueError``) or plain ``TypeError``
-naming the valid choices; everything else derives from :class:`ShadhoError`.
+Bad arguments raise :class:`SpecError` or :class:`ConfigError` (both ``ValueError``) or
+plain ``TypeError`` naming the valid choices; everything else derives from
+:class:`ShadhoError`. Children also derive from the built-in exception they refine, so
+``except ValueError`` (or ``ImportError``, ``RuntimeError``) keeps working.
+
+Example:
+    >>> from shadho import ComputeClass
+    >>> try:
+    ...     ComputeClass('gpu', 'gpus', 0)
+    ... except ShadhoError as exc:
+    ...     print(type(exc).__name__, isinstance(exc, ValueError))
+    ConfigError True
 """
 from __future__ import annotations
 
@@ -14,6 +24,10 @@ class SpecError(ShadhoError, ValueError):
     """A malformed search-space spec or argument; the message names the path."""
 
 
+class ConfigError(ShadhoError, ValueError):
+    """A bad setting outside a spec (a compute class, an option); the message names valid values."""
+
+
 class StoreError(ShadhoError):
     """The results file is missing, not a shadho store, or from a newer schema."""
 
@@ -22,12 +36,23 @@ class StoreLockedError(StoreError):
     """Another live master already owns this experiment in this results file."""
 
 
-class BackendUnavailableError(ShadhoError, ImportError):
+class MissingDependencyError(ShadhoError, ImportError):
+    """An optional package one feature needs (pandas, matplotlib, ...) is not installed.
+
+    The message names the feature and how to install the package.
+    """
+
+
+class BackendUnavailableError(MissingDependencyError):
     """An optional engine (Work Queue, SLURM, HTCondor bindings) is not installed."""
 
 
 class WorkerError(ShadhoError):
     """Workers could not be started or reached."""
+
+
+class SimulationError(ShadhoError, RuntimeError):
+    """The simulator was asked to run a task its simulated workers cannot take."""
 
 
 class StoreDamagedError(StoreError):

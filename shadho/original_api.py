@@ -7,7 +7,7 @@ import os
 import warnings
 from typing import Any
 
-from shadho.compute import ALLOCATED, ComputeClass
+from shadho.compute import ALLOCATED, RESOURCE_FIELDS, ComputeClass
 from shadho.config import did_you_mean
 from shadho.managers.base import FileSpec
 
@@ -36,15 +36,15 @@ class OriginalApi:
         """Add a group of workers: ``resource`` in cores/memory/disk/gpus sizes its category,
         ``'feature'`` requires the worker feature named ``value`` (``work_queue_worker --feature
         value``), any other resource is a worker feature ``resource=value``; ``cores=``,
-        ``memory=``, ``disk=``, ``gpus=`` give the full allocation. ``max_tasks=`` (the
-        original's name) means ``max_queued_tasks=``."""
+        ``memory_mb=``, ``disk_mb=``, ``gpus=`` give the full allocation (``memory=``, ``disk=``
+        still work, deprecated). ``max_tasks=`` (the original's name) means ``max_queued_tasks=``."""
         if "max_tasks" in resources:
             warnings.warn("add_compute_class(max_tasks=) is deprecated: use max_queued_tasks=",
                           DeprecationWarning, stacklevel=2)
             max_queued_tasks = resources.pop("max_tasks")
-        bad = sorted(set(resources) - set(ALLOCATED))
+        bad = sorted(set(resources) - set(ALLOCATED) - set(RESOURCE_FIELDS.values()))
         if bad:
-            valid = ("max_queued_tasks",) + ALLOCATED
+            valid = ("max_queued_tasks",) + tuple(RESOURCE_FIELDS.values())
             raise TypeError(f"add_compute_class got unknown argument(s) {', '.join(bad)}"
                             f"{did_you_mean(bad[0], valid)}; valid: {', '.join(valid)}")
         if any(c.name == name for c in self.compute_classes):

@@ -8,13 +8,17 @@ at 18 s, the 1-core class was 7 s into a 10.5 s trial (its rbf kernel) that fill
 of the second half, and the plan, unaware of it, gave that class the whole half.
 
 The RUNNING trials of one class, space and submit time are one task (trials run one
-after another in a task: ``hyperparameters_per_task``); a class runs its oldest tasks
-first (the manager keeps submission order), so a simulated pool's slots of a class are
-held by that class's oldest tasks. A task started at its submit time or when its last
-finished trial ended, whichever is later (an upper bound on the time it has run when it
-waited in the queue). Its running trial's runtime is drawn from the (space, class)
-pair's log-normal (the draw's mean, the model's within-pair spread) given that it has
-run that long; its later trials take fresh draws; the slot is busy until the last
+after another in a task: ``hyperparameters_per_task``). A task is known to be running
+when one of its trials has finished (or a start is recorded): its current trial began
+when the last one ended. A task with no such sign may be running or still queued (a
+class's queue holds tasks the scheduler no longer favours, and they may never run): it
+is left out, as before. Measured on bench/plan.py: counting those as running from
+their submission held the 1-core class's slots with never-run rbf tasks and the plan
+fell to 0.5x of the real second half.
+
+A running task's current trial's runtime is drawn from the (space, class) pair's
+log-normal (the draw's mean, the model's within-pair spread) given that it has run
+that long; its later trials take fresh draws; the slot is busy until the last
 ends, and each trial that ends inside the window counts as a completion (or a failure,
 at the pair's failure rate). "Now" is the latest start or finish the file records (a
 plan of an old file reads it as it was; a submission is not used, as the simulator
@@ -95,7 +99,10 @@ def find_in_flight(trials: Iterable[Trial], space_index: Mapping[str, int],
         if not running or now is None:
             continue
         ends = [float(t.finish_time) for t in ts if t.state.finished and t.finish_time is not None]
-        began = max([submitted] + [float(t.start_time) for t in running if t.start_time is not None] + ends)
+        starts = [float(t.start_time) for t in running if t.start_time is not None]
+        if not ends and not starts:
+            continue  # queued or running: the file cannot tell (see the module docstring)
+        began = max([submitted] + starts + ends)
         out.append(InFlight(space_index[space], cls, max(0.0, now - began), len(running), now - submitted))
     return out
 

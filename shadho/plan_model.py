@@ -26,7 +26,7 @@ finished trials (nothing else: the objective is not needed):
   ``(slots x span - busy) / tasks`` (the trials still running at its end counted
   with their expected, length-biased, age): worker start-up, dispatch and the master's own latency, as
   measured (shrunk toward the pooled figure of all classes with the weight of
-  ``DEAD_PRIOR`` tasks). A trial that starts within ``BATCH_GAP`` of a same-space trial's
+  ``DEAD_PRIOR`` tasks; see :mod:`shadho.plan_timing`). A trial that starts within ``BATCH_GAP`` of a same-space trial's
   finish on its class ran in the same task (``hyperparameters_per_task`` > 1); the
   trials per task, so found, are simulated too;
 * losses: a simulated trial's loss is that of the nearest observed COMPLETE trial
@@ -56,6 +56,7 @@ from shadho import spaces as _spaces
 from shadho.errors import ShadhoError, StoreError
 from shadho.heuristics.strength import RuntimeModel
 from shadho.plan_inputs import Assumption
+from shadho.plan_timing import class_timing
 from shadho.trial import Trial, TrialState
 
 __all__ = ["PlanError", "LearnedModel", "Draw", "rebuild_spec", "DEFAULT_CLASS"]
@@ -70,14 +71,8 @@ UNSEEN_SE = 0.3
 DEFAULT_SD = 0.3
 #: Trials' worth of weight of the equal-speed prior in the additive fit of unseen pairs.
 CLASS_PRIOR = 0.5
-#: Fraction of a class's span left out, oldest first, when measuring its dead time.
-RECENT = 0.5
-#: Task waits needed to measure a class's dead time from them (else from its idle time).
-MIN_GAPS = 3
 #: Tasks' worth of weight of the pooled dead time in each class's estimate.
 DEAD_PRIOR = 20.0
-#: Seconds between a trial's finish and the next one's start below which both ran in one task.
-BATCH_GAP = 0.02
 
 _DOMAINS = {name: getattr(_spaces, name) for name in (
     "uniform", "ln_uniform", "log10_uniform", "log2_uniform", "normal", "ln_normal", "log10_normal",
@@ -145,92 +140,6 @@ def _pair_means(trials: Sequence[Trial], sidx: Mapping[str, int], cidx: Mapping[
             sum_log[s, c] += math.log(t.runtime)
             sum_sq[s, c] += math.log(t.runtime) ** 2
     return n_ok, n_fail, sum_log, sum_sq
-
-
-def _continuations(trials: Sequence[Trial]) -> int:
-    """Trials that started within ``BATCH_GAP`` of a same-space trial's finish: the later
-    trials of a task that runs several (``hyperparameters_per_task``), which pay no
-    task overhead of their own."""
-    import bisect
-
-    finishes: dict[str, list[float]] = {}
-    for t in trials:
-        finishes.setdefault(t.space_id, []).append(float(t.finish_time))  # type: ignore[arg-type]
-    for v in finishes.values():
-        v.sort()
-    n = 0
-    for t in trials:
-        f = finishes[t.space_id]
-        i = bisect.bisect_right(f, float(t.start_time))  # type: ignore[arg-type]
-        n += i > 0 and float(t.start_time) - f[i - 1] < BATCH_GAP  # type: ignore[arg-type]
-    return n
-
-
-def _task_gaps(trials: Sequence[Trial], since: float) -> list[float]:
-    """Seconds each task of one class waited for its slot, for the tasks started after
-    ``since``: a finish frees a slot, and the next task start that does not continue a
-    task (see :func:`_continuations`) takes the slot freed earliest (Work Queue fills
-    free slots in order). Tasks that found no freed slot (the first on each worker)
-    are left out."""
-    from collections import deque
-
-    events = sorted([(float(t.finish_time), 0, t.space_id) for t in trials]  # type: ignore[arg-type]
-                    + [(float(t.start_time), 1, t.space_id) for t in trials])  # type: ignore[arg-type]
-    free: deque[tuple[float, str]] = deque()
-    gaps = []
-    for when, kind, space in events:
-        if kind == 0:
-            free.append((when, space))
-            continue
-        cont = next((i for i, (f, sp) in enumerate(free) if sp == space and 0 <= when - f < BATCH_GAP), None)
-        if cont is not None:
-            del free[cont]
-        elif free:
-            freed, _ = free.popleft()
-            if when >= since:
-                gaps.append(when - freed)
-    return gaps
-
-
-def class_timing(trials: Sequence[Trial]) -> dict[str, float]:
-    """Slots, tasks, dead time per task, span and busy seconds of one class's finished trials.
-
-    The dead time is measured over the latest ``1 - RECENT`` of the span, and not before
-    all the class's slots first ran at once (workers connecting one by one at the start
-    are not a steady cost), to its last finish; the trials still running then are
-    counted with their expected age.
-    """
-    timed = [t for t in trials if t.start_time is not None and t.finish_time is not None
-             and t.finish_time >= t.start_time]
-    spans = [(float(t.start_time), float(t.finish_time)) for t in timed]  # type: ignore[arg-type]
-    if not spans:
-        return {"slots": 0, "dead": math.nan, "span": 0.0, "busy": 0.0, "n": 0, "tasks": 0}
-    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
-    now = peak = 0
-    full = events[0][0]
-    for when, step in events:  # ties: a finish (-1) sorts before a start
-        now += step
-        if now > peak:
-            peak, full = now, when
-    first, last = min(a for a, _ in spans), max(b for _, b in spans)
-    # The latest half of the span, once every slot ran: a search's dead time falls as
-    # its workers warm up (measured: 1.0 s per task in a real search's first 40 s,
-    # 0.67 s in the next 40), and the latest figures are the ones that go on.
-    full = max(full, first + RECENT * (last - first))
-    busy = sum(max(0.0, b - max(a, full)) for a, b in spans)
-    tasks = max(1, len(spans) - _continuations(timed))
-    started = max(1, round(sum(a >= full for a, _ in spans) * tasks / len(spans)))
-    # At the end every slot but the one that finished last runs a trial begun earlier; a
-    # trial running at a given moment is length-biased, so its expected age is
-    # E[T^2] / (2 E[T]), not E[T] / 2 (a slot on a 9 s trial among 0.1 s ones).
-    durations = [b - a for a, b in spans]
-    age = sum(d * d for d in durations) / max(2 * sum(durations), 1e-12)
-    idle = peak * (last - full) - busy - max(0, peak - 1) * age
-    gaps = _task_gaps(timed, full)
-    dead = sum(gaps) / len(gaps) if len(gaps) >= MIN_GAPS else max(0.0, idle / started)
-    return {"slots": peak, "dead": dead, "span": last - first,
-            "busy": sum(b - a for a, b in spans), "n": len(spans), "tasks": tasks,
-            "first": first, "last": last}
 
 
 def _unseen_guess(mean: np.ndarray, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -63,7 +63,8 @@ def self_check(rows: list[dict[str, Any]], trials: list[Any], settings: dict[str
 
 
 def _observed_pool(trials: list[Any]) -> dict[str, int]:
-    from shadho.plan_model import DEFAULT_CLASS, class_timing
+    from shadho.plan_model import DEFAULT_CLASS
+    from shadho.plan_timing import class_timing
 
     by: dict[str, list[Any]] = {}
     for t in trials:

@@ -147,11 +147,13 @@ class SimulatedManager(ExecutionManager):
 
     def submit(self, task: TaskSpec) -> None:
         key = task.compute_class
+        from shadho.errors import SimulationError
+
         if key not in self._idle:
-            raise RuntimeError(f"no simulated workers of class {key!r}")
+            raise SimulationError(f"no simulated workers of class {key!r}")
         if self.queue_margin is None:
             if not self._idle[key]:
-                raise RuntimeError(f"no idle simulated worker of class {key!r}")
+                raise SimulationError(f"no idle simulated worker of class {key!r}")
             self._run(task)
             return
         self._seq += 1
@@ -356,25 +358,19 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
                  max_tasks=max_tasks, seed=seed, use_complexity=use_complexity,
                  use_uncertainty=use_uncertainty, manager=manager, quiet=True, cost_aware=cost_aware,
                  reassign_every=reassign_every, **options)
-    described = {c["name"] for c in compute_classes or ()}
-    for c in compute_classes or ():
-        opt.add_compute_class(**c)
-    for name in workers:
-        if name is not None and name not in described:
-            opt.add_compute_class(name, "cores", 1)
+    _add_classes(opt, workers, compute_classes)
     try:
-        opt._open()
-        timed = _TimedScheduler(opt._get_scheduler())
-        if hasattr(timed._inner, "clock"):
-            timed._inner.clock = clock
+        study = opt.open()
+        study.clock = clock  # the scheduler's rows carry simulated times
         if prepare_scheduler is not None:
-            prepare_scheduler(timed._inner)
-        opt._scheduler = timed  # type: ignore[assignment]
+            prepare_scheduler(study.scheduler)
+        timed = _TimedScheduler(study.scheduler)
+        study.scheduler = timed  # type: ignore[assignment]
         t0 = time.perf_counter()
         opt.run()
         wall = time.perf_counter() - t0
         trials = opt.trials
-        stats = opt.store.space_stats(opt._exp)
+        stats = opt.store.space_stats(opt.exp_id)
         names = {s.id: s.name for s in opt.spaces}
     finally:
         opt.close()
@@ -383,3 +379,14 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
                 os.remove(os.path.join(tmp, f))
             os.rmdir(tmp)
     return SimResult(trials, clock.now, timed.seconds, wall, stats, names)
+
+
+def _add_classes(opt: Any, workers: Mapping[str | None, int],
+                 compute_classes: Sequence[dict[str, Any]] | None) -> None:
+    """The classes described in ``compute_classes``, then ``(name, 'cores', 1)`` for the rest."""
+    described = {c["name"] for c in compute_classes or ()}
+    for c in compute_classes or ():
+        opt.add_compute_class(**c)
+    for name in workers:
+        if name is not None and name not in described:
+            opt.add_compute_class(name, "cores", 1)

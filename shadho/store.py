@@ -71,7 +71,6 @@ class ResultsStore:
         self._owned: dict[int, _lease.Lease] = {}
         self._n_trials: dict[int, tuple[str, int]] = {}
         self._counted = 0.0
-        self._last_beat = 0.0
         if readonly and self.path != ":memory:" and not os.path.exists(self.path):
             raise StoreError(f"{self.path}: no such results file")
         on_disk = self.path != ":memory:"
@@ -239,7 +238,6 @@ class ResultsStore:
         with self._tx() as c:
             c.execute("UPDATE experiments SET progress=?, heartbeat=? WHERE id=?",
                       (_dumps({**progress, "time": now}), now, exp))
-        self._last_beat = now
 
     def progress(self, exp: int) -> dict[str, Any]:
         row = self.conn.execute("SELECT progress, owner_pid, owner_host, heartbeat FROM experiments "
@@ -419,7 +417,9 @@ class ResultsStore:
         try:
             import pandas as pd
         except ImportError:
-            raise StoreError("to_dataframe needs pandas: pip install pandas") from None
+            from shadho.errors import MissingDependencyError
+
+            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from None
         from shadho.export import trial_rows
 
         rows, cols = trial_rows(self.iter_trials(exp), [s["id"] for s in self.spaces(exp)],

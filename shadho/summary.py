@@ -106,9 +106,9 @@ def to_dataframes(trials: Sequence[Trial], space_names: Sequence[str]) -> list[A
     try:
         import pandas as pd
     except ImportError:
-        from shadho.errors import ShadhoError
+        from shadho.errors import MissingDependencyError
 
-        raise ShadhoError("to_dataframes needs pandas: pip install pandas") from None
+        raise MissingDependencyError("to_dataframes needs pandas: pip install pandas") from None
     from shadho.export import trial_row
 
     rows: dict[str, list[dict[str, Any]]] = {n: [] for n in space_names}

@@ -38,10 +38,10 @@ EXAMPLES = ROOT / "batch" / "examples"
 # Fixed paths so the renderings do not depend on this machine.
 FIXED = dict(python="/opt/shadho/venv/bin/python", launcher="/opt/shadho/shadho_launch_worker.py",
              log_dir="/scratch/alice/shadho-logs")
-FULL = WorkerSpec(manager="login1.example.org:9123", cores=8, memory=16000, disk=20000, gpus=2,
-                  features=("site=nd crc", "arch=x86_64"), time=parse_time("2h"),
+FULL = WorkerSpec(manager="login1.example.org:9123", cores=8, memory_mb=16000, disk_mb=20000, gpus=2,
+                  features=("site=nd crc", "arch=x86_64"), time_min=parse_time("2h"),
                   password="/home/alice/.shadho/password", partition="gpu", account="proj42",
-                  extra="--qos=high", worker_timeout=600, **FIXED)
+                  extra="--qos=high", worker_timeout_s=600, **FIXED)
 MINIMAL = WorkerSpec(name="my-search", catalog="login1.example.org:9097", **FIXED)
 
 
@@ -252,12 +252,12 @@ def test_format_hms() -> None:
     (dict(manager="nohost"), "HOST:PORT"),
     (dict(manager="h:70000"), "HOST:PORT"),
     (dict(manager="h:1", cores=0), "cores must be a positive"),
-    (dict(manager="h:1", memory=-1), "memory must be a positive"),
+    (dict(manager="h:1", memory_mb=-1), "memory_mb must be a positive"),
     (dict(manager="h:1", gpus=-1), "gpus must be"),
     (dict(manager="h:1", features=("novalue",)), "key=value"),
-    (dict(manager="h:1", time="soon"), "time must be"),
+    (dict(manager="h:1", time_min="soon"), "time must be"),
     (dict(manager="h:1", partition="a b"), "partition must be"),
-    (dict(manager="h:1", worker_timeout=1), "worker_timeout"),
+    (dict(manager="h:1", worker_timeout_s=1), "worker_timeout_s must be at least 10 seconds"),
     (dict(manager="h:1", cpus=2), "unknown worker option 'cpus'; valid options: manager, name"),
 ])
 def test_spec_validation(options: dict, message: str) -> None:
@@ -288,8 +288,21 @@ def test_pool_rejects_bad_count() -> None:
 
 def test_worker_wall_time_leaves_before_walltime() -> None:
     assert FULL.worker_wall_time() == 7200 - 60
-    assert WorkerSpec(manager="h:1", time=5).worker_wall_time() == 270
+    assert WorkerSpec(manager="h:1", time_min=5).worker_wall_time() == 270
     assert MINIMAL.worker_wall_time() is None
+
+
+def test_old_unitless_spec_names_still_work_and_warn() -> None:
+    with pytest.warns(DeprecationWarning) as caught:
+        spec = WorkerSpec.from_options(manager="h:1", time="2h", memory=100, disk=5, worker_timeout=60)
+    assert "WorkerSpec(time=) is deprecated: use time_min=" in " ".join(str(w.message) for w in caught)
+    assert (spec.time_min, spec.memory_mb, spec.disk_mb, spec.worker_timeout_s) == (120, 100, 5, 60)
+    with pytest.warns(DeprecationWarning, match="worker_timeout_s="):
+        assert WorkerSpec(manager="h:1", worker_timeout=30).worker_timeout_s == 30
+    with pytest.warns(DeprecationWarning, match="WorkerSpec.time is deprecated"):
+        assert spec.time == 120
+    with pytest.raises(TypeError, match="not both"):
+        WorkerSpec.from_options(manager="h:1", time=5, time_min=5)
 
 
 # -- the CLI ----------------------------------------------------------------------------------
@@ -341,7 +354,7 @@ def test_local_pool_keeps_n_workers(tmp_path: Path) -> None:
     q = work_queue.WorkQueue(port=0)
     q.specify_password_file(str(password))
     spec = WorkerSpec(manager=f"localhost:{q.port}", password=str(password), cores=1,
-                      worker_timeout=30, python=sys.executable, launcher=str(LAUNCHER),
+                      worker_timeout_s=30, python=sys.executable, launcher=str(LAUNCHER),
                       log_dir=str(tmp_path / "logs"), features=("pool=local",))
     system = LocalSystem(script_dir=tmp_path)
     pool = WorkerPool(system, spec, count=2, poll_interval=0.5)
@@ -374,7 +387,7 @@ def test_local_pool_keeps_n_workers(tmp_path: Path) -> None:
 
 
 def test_pool_stops_when_master_never_answers(tmp_path: Path) -> None:
-    spec = WorkerSpec(manager="127.0.0.1:1", worker_timeout=10, python=sys.executable,
+    spec = WorkerSpec(manager="127.0.0.1:1", worker_timeout_s=10, python=sys.executable,
                       launcher=str(LAUNCHER), log_dir=str(tmp_path / "logs"))
     system = LocalSystem(script_dir=tmp_path)
     pool = WorkerPool(system, spec, count=1, poll_interval=0.2, master_grace=1)

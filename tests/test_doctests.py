@@ -6,10 +6,10 @@ import importlib
 
 import pytest
 
-MODULES = ["shadho", "shadho.spaces", "shadho.store", "shadho.store_json", "shadho.trial",
-           "shadho.compute", "shadho.samplers.base", "shadho.managers.local",
+MODULES = ["shadho", "shadho.spaces", "shadho.domains", "shadho.search_space", "shadho.spec_split", "shadho.store", "shadho.store_json", "shadho.trial",
+           "shadho.compute", "shadho.errors", "shadho.deprecation", "shadho.history", "shadho.samplers.base", "shadho.managers.local",
            "shadho.heuristics.scheduler", "shadho.driver", "shadho.progress",
-           "shadho.batch", "shadho.batch.base", "shadho.batch.slurm", "shadho.batch.htcondor",
+           "shadho.batch", "shadho.batch.base", "shadho.batch.worker_spec", "shadho.batch.slurm", "shadho.batch.htcondor",
            "shadho.batch.local", "shadho.batch.pool", "shadho.cli", "shadho.status", "shadho.report",
            "shadho.progress_rich", "shadho_launch_worker", "shadho.heuristics",
            "shadho.heuristics.complexity", "shadho.heuristics.uncertainty", "shadho.heuristics.assignment",

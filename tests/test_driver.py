@@ -258,8 +258,8 @@ def test_bad_spec_and_cmd_and_compute_class():
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(local_workers={}), TypeError, "local_workers must be"),
-    (dict(local_workers=-1), TypeError, "local_workers must be"),
-    (dict(port=None), ValueError, "port must be"),
+    (dict(local_workers=-1), ValueError, "local_workers must be"),
+    (dict(port=None), TypeError, "port must be"),
     (dict(port=[10, 5]), ValueError, "port must be"),
     (dict(port=70000), ValueError, "port must be"),
     (dict(await_pending={}), TypeError, "await_pending must be True or False"),
@@ -277,8 +277,8 @@ def test_arguments_checked_at_construction(kwargs, exc, msg, db):
     (dict(worker_python={}), TypeError, "worker_python must be a string"),
     (dict(cost_aware=None), TypeError, "cost_aware must be True or False"),
     (dict(reassign_every=-1), ValueError, "reassign_every must be an int >= 1"),
-    (dict(reassign_every=""), ValueError, "reassign_every must be an int >= 1"),
-    (dict(memory_mb=[]), ValueError, "memory_mb must be a positive number"),
+    (dict(reassign_every=""), TypeError, "reassign_every must be an int >= 1"),
+    (dict(memory_mb=[]), TypeError, "memory_mb must be a positive number"),
     (dict(worker_options=b"x"), TypeError, "worker_options must be a dict"),
     (dict(sampler_options=[]), TypeError, "sampler_options must be a dict"),
 ])

@@ -118,7 +118,7 @@ def test_typos_get_did_you_mean(db: str) -> None:
     with pytest.raises(TypeError, match=r"max_task .*did you mean 'max_tasks'\?"):
         Shadho("e", _quad, SPACE, backend=db, max_task=3)
     opt = Shadho("e", _quad, SPACE, backend=db)
-    with pytest.raises(TypeError, match=r"did you mean 'memory'\?"):
+    with pytest.raises(TypeError, match=r"did you mean 'memory_mb'\?"):
         opt.add_compute_class("big", "cores", 4, memroy=100)
 
 
@@ -406,3 +406,24 @@ def test_catalog_address_follows_cctools_environment() -> None:
     assert catalog_address({"CATALOG_HOST": "cat.example.org", "CATALOG_PORT": "9100"}) == "cat.example.org:9100"
     assert catalog_address({"CATALOG_HOST": "cat.example.org"}) == "cat.example.org:9097"
     assert catalog_address({"CATALOG_HOST": "h:1234", "CATALOG_PORT": "9"}) == "h:1234"
+
+
+def test_compute_class_sizes_carry_their_unit_and_the_old_names_warn(db: str) -> None:
+    from shadho.errors import ConfigError, ShadhoError
+
+    cc = ComputeClass("fat", "cores", 8, memory_mb=64000, disk_mb=1000)
+    assert cc.resources == {"cores": 8, "memory": 64000, "disk": 1000}
+    with pytest.warns(DeprecationWarning, match=r"ComputeClass\(memory=\) is deprecated: use memory_mb="):
+        old = ComputeClass("fat", "cores", 8, memory=64000, disk_mb=1000)
+    assert old == cc
+    with pytest.warns(DeprecationWarning, match="ComputeClass.disk is deprecated"):
+        assert cc.disk == 1000
+    with pytest.raises(TypeError, match="not both"):
+        ComputeClass("fat", "cores", 8, memory=1, memory_mb=2)
+    opt = Shadho("e", _quad, SPACE, backend=db)
+    assert opt.add_compute_class("big", "cores", 4, memory_mb=100).resources["memory"] == 100
+    with pytest.warns(DeprecationWarning, match="memory_mb"):
+        opt.add_compute_class("big2", "cores", 4, memory=100)
+    with pytest.raises(ConfigError, match="gpus must be a positive number") as err:
+        ComputeClass("g", "gpus", 0)
+    assert isinstance(err.value, ShadhoError) and isinstance(err.value, ValueError)

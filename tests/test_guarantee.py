@@ -10,7 +10,7 @@ from shadho import spaces
 from shadho.compute import ComputeClass
 from shadho.heuristics import make_scheduler
 from shadho.heuristics.assignment import assign, baseline_trials, guarantee_baseline
-from shadho.samplers.base import History
+from shadho.history import History
 from shadho.sim import simulate
 
 SPEC = {"exclusive": True, **{n: {"x": spaces.uniform(0, 1)} for n in ("a", "b", "c")}}
@@ -178,8 +178,7 @@ def test_resume_rebuilds_what_the_scheduler_learned(tmp_path):
         opt = Shadho("sim", lambda p: 0.0, spec, backend=path, quiet=True, timeout=None)
         for c in classes:
             opt.add_compute_class(**c)
-        opt._open()
-        s = opt._get_scheduler()
+        s = opt.open().scheduler
         opt.close()
         return s
 

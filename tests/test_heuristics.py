@@ -14,7 +14,7 @@ from shadho.heuristics.assignment import assign, comparative_advantage, shares_f
 from shadho.heuristics.complexity import complexity, domain_size
 from shadho.heuristics.strength import RuntimeModel
 from shadho.heuristics.uncertainty import expected_improvement, fit_surrogate, uncertainty
-from shadho.samplers.base import History
+from shadho.history import History
 
 
 def _space(spec):

@@ -257,7 +257,7 @@ def test_cli_cheapest_pool_without_prices_counts_worker_hours(searched, capsys):
 
 
 def test_tasks_running_when_the_plan_is_made_hold_their_slots(searched):
-    # All three slots of 'small' are 0.5 s into 'heavy' trials (8 s there): in the next
+    # All three slots of "small" are 0.5 s into "heavy" trials (8 s there): in the next
     # 5 s that class finishes nothing; the plan that ignored running tasks gave it trials.
     from dataclasses import replace
     from shadho.trial import Trial, TrialState
@@ -266,10 +266,16 @@ def test_tasks_running_when_the_plan_is_made_hold_their_slots(searched):
     rows, ts, settings = records(db)
     heavy = next(t for t in ts if t.searchspace.endswith("heavy") or "heavy" in t.params)
     now = max(t.finish_time for t in ts)
-    running = [replace(heavy, id=10_000 + i, state=TrialState.RUNNING, loss=None, compute_class="small",
-                       submit_time=now - 0.5 - i / 100, start_time=None, finish_time=None, worker=None)
-               for i in range(3)]
-    before = plan_trials(rows, ts, settings, pool="small=3,big=2", hours=5 / 3600, samples=2).prediction
+    # Each is the second trial of a task whose first ended 0.5 s ago: known to be running.
+    running = []
+    for i in range(3):
+        sub = now - 9.0 - i / 100
+        running += [replace(heavy, id=10_000 + 2 * i, compute_class="small", submit_time=sub,
+                            start_time=now - 8.5, finish_time=now - 0.5),
+                    replace(heavy, id=10_001 + 2 * i, state=TrialState.RUNNING, loss=None, compute_class="small",
+                            submit_time=sub, start_time=None, finish_time=None, worker=None)]
+    before = plan_trials(rows, ts + running[::2], settings, pool="small=3,big=2", hours=5 / 3600,
+                         samples=2).prediction
     after = plan_trials(rows, ts + running, settings, pool="small=3,big=2", hours=5 / 3600,
                         samples=2).prediction
     assert before.per_class["small"].mid > 0
@@ -279,7 +285,7 @@ def test_tasks_running_when_the_plan_is_made_hold_their_slots(searched):
 
 
 @pytest.mark.parametrize("name", ["shadho.planner", "shadho.plan_model", "shadho.plan_inputs",
-                                  "shadho.plan_sim", "shadho.plan_inflight", "shadho.plan_search", "shadho.plan_cli",
+                                  "shadho.plan_sim", "shadho.plan_inflight", "shadho.plan_timing", "shadho.plan_search", "shadho.plan_cli",
                                   "shadho.plan_report"])
 def test_docstring_examples(name):
     import doctest

@@ -78,7 +78,7 @@ def _manager_of(opt: Shadho, limit: float = 30.0) -> Any:
     """The running Work Queue manager of ``opt`` once it listens (its ``port`` is set)."""
     end = time.time() + limit
     while time.time() < end:
-        m = opt._manager
+        m = opt.running_manager
         if m is not None and getattr(m, "port", None):
             return m
         time.sleep(0.02)
@@ -254,9 +254,9 @@ def slow(p, s=S):
     return (p['x'] - 0.3) ** 2
 opt = Shadho('e', slow, {{'x': spaces.uniform(-1, 1)}}, backend={db!r}, manager='workqueue',
              local_workers=2, max_tasks={n}, method='tpe', seed=5, quiet=True, timeout=120)
-opt._open()
-print(json.dumps({{'history': sum(len(h.y) for h in opt._histories.values()),
-                  'requeued': sorted(r[0] for r in opt._requeue)}}), flush=True)
+study = opt.open()
+print(json.dumps({{'history': sum(len(h.y) for h in study.histories.values()),
+                  'requeued': sorted(r[0] for r in study.requeued)}}), flush=True)
 opt.run()
 print('clean exit', flush=True)
 """
@@ -684,14 +684,16 @@ def load(n: int, workers: int = 8, per_task: int = 10, db: str | None = None) ->
                  local_workers=workers, max_tasks=n, timeout=None, quiet=True, hyperparameters_per_task=per_task)
     marks: list[tuple[int, float]] = []
     done = [0]
-    tell = opt._tell
+    study = opt.open()
+    record = study.record
 
-    def recording_tell(outcomes: Any, resubmit: bool = True) -> None:
-        tell(outcomes, resubmit)
+    def recording_tell(outcomes: Any, resubmit: bool = True) -> bool:
+        reassigned = record(outcomes, resubmit)
         done[0] += len(outcomes)
         marks.append((done[0], time.process_time()))
+        return reassigned
 
-    opt._tell = recording_tell  # type: ignore[method-assign]
+    study.record = recording_tell  # type: ignore[method-assign]
     t0, c0 = time.time(), time.process_time()
     trials = opt.run()
     wall, cpu = time.time() - t0, time.process_time() - c0

@@ -238,3 +238,59 @@ def test_tpe_scores_fewer_candidates_on_long_histories() -> None:
             tpe_mod._sample = real
         assert ((0 <= x) & (x <= 1)).all()
     assert sizes == [200, 24]
+
+
+def test_history_lives_in_its_own_module_and_the_old_paths_still_import_it():
+    from shadho.history import History as H
+    from shadho.samplers.base import History as old
+
+    assert H is old is History
+
+
+def test_model_sampler_base_handles_empty_spaces_and_start_up_once():
+    from shadho.samplers.base import ModelSampler
+
+    calls = []
+
+    class Echo(ModelSampler):
+        min_startup = 2
+
+        def propose(self, space, history, rng):
+            calls.append(history.n)
+            return history.X[0]
+
+    (empty,) = spaces.split({"k": "fixed"})
+    assert Echo().suggest(empty, History(0), np.random.default_rng(0)).shape == (0,)
+    (space,) = spaces.split({"x": spaces.uniform(0, 1)})
+    h, rng, s = History(1), np.random.default_rng(0), Echo(n_startup_trials=0)
+    for i in range(4):
+        h.complete(i, s.suggest(space, h, rng), 1.0)
+    assert calls == [2, 3]  # min_startup holds even when n_startup_trials is lower
+    with pytest.raises(ValueError, match="n_startup_trials must be None or >= 0"):
+        Echo(n_startup_trials=-1)
+    assert Echo().startup(space) == 10
+
+
+@pytest.mark.parametrize("name", ["tpe", "gp"])
+def test_model_samplers_read_spaces_through_their_encodings_only(name):
+    """A domain that offers only ``encoding``, ``sample`` and ``describe`` is enough for a model."""
+
+    class Bare:
+        def __init__(self, dom):
+            self.encoding, self._dom = dom.encoding, dom
+
+        def sample(self, rng, size=None):
+            return self._dom.sample(rng, size)
+
+        def describe(self):
+            return self._dom.describe()
+
+    (full,) = spaces.split({"x": spaces.normal(0, 1), "k": spaces.randint(0, 4), "c": ["a", "b"],
+                            "lr": spaces.log10_uniform(-3, 0)})
+    space = SearchSpace(full.id, full.name, full.paths, tuple(Bare(d) for d in full.domains), full.template)
+    h, rng = History(space.dim), np.random.default_rng(0)
+    s = make_sampler(name, n_startup_trials=3)
+    for i in range(6):
+        x = s.suggest(space, h, rng)
+        h.complete(i, x, float(x[0] ** 2))
+    assert x.shape == (4,) and all(lo <= v <= hi for v, (lo, hi) in zip(x, (e.support for e in space.encodings)))

@@ -72,7 +72,7 @@ def manager(password: Path) -> Iterator[object]:
 
 def spec_for(port: int, password: Path, tmp_path: Path, **kw: object) -> WorkerSpec:
     return WorkerSpec.from_options(
-        manager=f"localhost:{port}", password=str(password), cores=1, time=5, worker_timeout=30,
+        manager=f"localhost:{port}", password=str(password), cores=1, time_min=5, worker_timeout_s=30,
         python=sys.executable, launcher=str(LAUNCHER), log_dir=str(tmp_path / "logs"),
         job_name="shadho-test", **kw)
 

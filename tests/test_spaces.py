@@ -223,3 +223,37 @@ def test_fuzz_split_raises_only_documented_errors(spec):
         p = space.params(space.sample(rng))
         json.dumps(p, allow_nan=False)
         assert np.allclose(space.encode(space.params(space.encode(p))), space.encode(p), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dom, want", [
+    (S.uniform(-1, 2), dict(kind="float", low=-1.0, high=2.0, prior="uniform", log_base=None, support=(-1.0, 2.0))),
+    (S.log10_uniform(-3, 3), dict(kind="float", low=-3.0, high=3.0, log_base=10.0, log=True)),
+    (S.ln_normal(1, 2), dict(kind="float", prior="normal", mu=1.0, sigma=2.0, low=-7.0, high=9.0,
+                             support=(-11.0, 13.0), log_base=pytest.approx(2.718281828))),
+    (S.randint(0, 10, 3), dict(kind="int", low=0.0, high=3.0, n_values=4, integer=True, categorical=False)),
+    (S.log2_randint(1, 5), dict(kind="int", low=1.0, high=4.0, n_values=4, log_base=2.0, integer=True)),
+])
+def test_domains_publish_their_encoding(dom, want):
+    (space,) = S.split({"p": dom})
+    enc = space.encodings[0]
+    assert enc == dom.encoding and isinstance(enc, S.Encoding)
+    for key, value in want.items():
+        assert getattr(enc, key) == value, key
+
+
+def test_choice_encoding_lists_the_choices_and_is_frozen():
+    (space,) = S.split({"act": ["relu", {"leaky": 0.1}, None]})
+    enc = space.encodings[0]
+    assert (enc.kind, enc.categorical, enc.integer, enc.n_values) == ("cat", True, True, 3)
+    assert enc.choices == ("relu", {"leaky": 0.1}, None)
+    enc.choices[1]["leaky"] = 9  # a copy: the domain keeps its values
+    assert space.params([1.0]) == {"act": {"leaky": 0.1}}
+    with pytest.raises(AttributeError):
+        enc.low = 5.0  # type: ignore[misc]
+
+
+def test_the_split_modules_are_reachable_from_shadho_spaces():
+    from shadho import domains, search_space, spec_split
+
+    assert S.split is spec_split.split and S.SearchSpace is search_space.SearchSpace
+    assert S.Domain is domains.Domain and S.MAX_SPACES == spec_split.MAX_SPACES

@@ -36,8 +36,7 @@ def slow(p, s=sleep):
 opt = Shadho("e", slow, {{"x": spaces.uniform(0, 1)}}, backend={db!r}, max_tasks=n, local_workers=2,
              quiet=True, timeout=120, seed=1)
 if page_limit:
-    opt._open()
-    c = opt._store.conn
+    c = opt.open().store.conn
     c.execute(f"PRAGMA max_page_count={{c.execute('PRAGMA page_count').fetchone()[0] + page_limit}}")
 opt.run()
 print("DONE", len(opt.trials), flush=True)

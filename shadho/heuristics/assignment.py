@@ -194,6 +194,61 @@ def _raise_to_minimum(V: np.ndarray, w: np.ndarray, cap: np.ndarray, speed: np.n
     return free, bids
 
 
+def _inputs(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None,
+            share: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``assign``'s arguments checked and normalised: scores, log speeds, capacity and
+    budget shares (both summing to 1)."""
+    score = np.nan_to_num(np.asarray(score, dtype=float).reshape(-1))
+    L = np.nan_to_num(np.asarray(log_speed, dtype=float))
+    S = len(score)
+    if S == 0:
+        raise ValueError("assign needs at least one search space")
+    if L.ndim != 2 or L.shape[0] != S or L.shape[1] == 0:
+        raise ValueError(f"log_speed must be {S} x C with C >= 1, got shape {L.shape}")
+    C = L.shape[1]
+    cap = np.ones(C) if capacity is None else np.asarray(capacity, dtype=float).reshape(C)
+    cap = np.where(cap > 0, cap, 0.0)
+    cap = cap / cap.sum() if cap.sum() > 0 else np.full(C, 1.0 / C)
+    w = shares_from_scores(score) if share is None else np.asarray(share, dtype=float).reshape(S)
+    w = np.clip(np.nan_to_num(w), 1e-9, None)
+    return score, L, cap, w / w.sum()
+
+
+def _first_mask(L: np.ndarray, order: np.ndarray, class_order: np.ndarray, min_classes: int) -> np.ndarray:
+    """Steps (1)-(3) of the module doc: rank blocks in strength order, the classes of
+    each space's comparative advantage, and no class left idle."""
+    S, C = L.shape
+    A = comparative_advantage(L)
+    mask = np.zeros((S, C), dtype=bool)
+    for i, s in enumerate(order):                       # (1) rank blocks -> strength order
+        mask[s, class_order[i * C // S]] = True
+    need = min(min_classes, C)
+    by_adv = np.argsort(-A, axis=1, kind="stable")
+    for s in range(S):                                  # (2) comparative advantage
+        for c in by_adv[s]:
+            if mask[s].sum() >= need:
+                break
+            mask[s, c] = True
+    for c in np.flatnonzero(~mask.any(axis=0)):         # (3) no idle class
+        mask[int(np.argmax(A[:, c])), c] = True
+    return mask
+
+
+def _class_weights(trials: np.ndarray, speed: np.ndarray, mask: np.ndarray, floor: float) -> np.ndarray:
+    """Each class's pick weights over its assigned spaces, with a floor on its *time*: a
+    pick of a space the class runs 100x slower costs 100x the time, so a floor on picks
+    would spend most of the class's time there."""
+    weights = np.zeros_like(trials)
+    for c in range(trials.shape[1]):
+        m = mask[:, c]
+        col = trials[m, c] / speed[m, c]
+        tot = col.sum()
+        t = col / tot if tot > 0 else np.full(m.sum(), 1.0 / m.sum())
+        p = np.maximum(t, floor / m.sum()) * speed[m, c]
+        weights[m, c] = p / p.sum()
+    return weights
+
+
 def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None = None, *,
            share: np.ndarray | None = None, min_classes: int = 2,
            align: float = 0.1, min_pair_share: float = 0.1, floor: float = 0.05,
@@ -213,28 +268,13 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
             space must get: budgets below it are multiplied by their shortfall and the
             market re-solved (warm), at most ``minimum_rounds`` times.
     """
-    score = np.nan_to_num(np.asarray(score, dtype=float).reshape(-1))
-    L = np.nan_to_num(np.asarray(log_speed, dtype=float))
-    S = len(score)
-    if S == 0:
-        raise ValueError("assign needs at least one search space")
-    if L.ndim != 2 or L.shape[0] != S or L.shape[1] == 0:
-        raise ValueError(f"log_speed must be {S} x C with C >= 1, got shape {L.shape}")
-    C = L.shape[1]
-    cap = np.ones(C) if capacity is None else np.asarray(capacity, dtype=float).reshape(C)
-    cap = np.where(cap > 0, cap, 0.0)
-    cap = cap / cap.sum() if cap.sum() > 0 else np.full(C, 1.0 / C)
-    w = shares_from_scores(score) if share is None else np.asarray(share, dtype=float).reshape(S)
-    w = np.clip(np.nan_to_num(w), 1e-9, None)
-    w = w / w.sum()
-
+    score, L, cap, w = _inputs(score, log_speed, capacity, share)
+    S, C = L.shape
     order = np.argsort(-score, kind="stable")
     rank = np.empty(S, dtype=int)
     rank[order] = np.arange(1, S + 1)
-    strength = L.mean(axis=0)
-    class_order = np.argsort(-strength, kind="stable")
+    class_order = np.argsort(-L.mean(axis=0), kind="stable")
     speed = np.exp(L - L.max())
-
     if C == 1:
         mask = np.ones((S, 1), dtype=bool)
         trials = (w * cap[0])[:, None]
@@ -245,47 +285,24 @@ def assign(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None
     q = np.empty(C)
     q[class_order] = 1.0 - 2.0 * np.arange(C) / (C - 1)  # +1 strongest ... -1 weakest
     V = speed * np.exp(align * np.outer(r, q))
-
-    A = comparative_advantage(L)
-    mask = np.zeros((S, C), dtype=bool)
-    for i, s in enumerate(order):                       # (1) rank blocks -> strength order
-        mask[s, class_order[i * C // S]] = True
-    need = min(min_classes, C)
-    by_adv = np.argsort(-A, axis=1, kind="stable")
-    for s in range(S):                                  # (2) comparative advantage
-        for c in by_adv[s]:
-            if mask[s].sum() >= need:
-                break
-            mask[s, c] = True
-    for c in np.flatnonzero(~mask.any(axis=0)):         # (3) no idle class
-        mask[int(np.argmax(A[:, c])), c] = True
+    mask = _first_mask(L, order, class_order, min_classes)
     free, bids = _market(V, w, cap, iters, warm)         # (4) big pairs of the equilibrium
-    if minimum is not None:
-        free, bids = _raise_to_minimum(V, w, cap, speed, np.asarray(minimum, dtype=float).reshape(S),
-                                       iters, minimum_rounds, free, bids)
+    low = None if minimum is None else np.asarray(minimum, dtype=float).reshape(S)
+    if low is not None:
+        free, bids = _raise_to_minimum(V, w, cap, speed, low, iters, minimum_rounds, free, bids)
     full = free * speed
     mask |= full >= min_pair_share * full.sum(axis=1, keepdims=True)
     mask |= free >= min_pair_share * free.sum(axis=0, keepdims=True)
-    if minimum is not None:  # the same on the assigned pairs only, which the allocation uses
+    if low is not None:  # the same on the assigned pairs only, which the allocation uses
         Vm = np.where(mask, V, 0.0)
-        free, bids = _raise_to_minimum(Vm, w, cap, speed, np.asarray(minimum, dtype=float).reshape(S),
-                                       iters, minimum_rounds, *_market(Vm, w, cap, iters, bids))
+        free, bids = _raise_to_minimum(Vm, w, cap, speed, low, iters, minimum_rounds,
+                                       *_market(Vm, w, cap, iters, bids))
 
     # The equilibrium on the assigned pairs: pairs left out carry little (step 4), so
     # their time goes to the class's other spaces pro rata.
     time = free * mask
     time *= cap / np.maximum(time.sum(axis=0), 1e-300)
     trials = time * speed
-    weights = np.zeros((S, C))
-    for c in range(C):
-        m = mask[:, c]
-        # The floor is on the class's *time*: a pick of a space the class runs 100x
-        # slower costs 100x the time, so a floor on picks would spend most of the
-        # class's time there.
-        col = trials[m, c] / speed[m, c]
-        tot = col.sum()
-        t = col / tot if tot > 0 else np.full(m.sum(), 1.0 / m.sum())
-        p = np.maximum(t, floor / m.sum()) * speed[m, c]
-        weights[m, c] = p / p.sum()
+    weights = _class_weights(trials, speed, mask, floor)
     share_of_class = time / np.where(cap > 0, cap, 1.0)[None, :]
     return Assignment(rank, class_order, mask, weights, trials, share_of_class, bids)

@@ -33,10 +33,10 @@ __all__ = ["domain_size", "complexity", "complexities"]
 
 def domain_size(domain: Domain) -> float:
     """The size ``z`` of one dimension (see the module docstring)."""
-    n = domain.n_values
-    if n is not None:
-        return float(n)
-    return max(0.0, float(domain.high) - float(domain.low))
+    enc = domain.encoding
+    if enc.n_values is not None:
+        return float(enc.n_values)
+    return max(0.0, enc.high - enc.low)
 
 
 def complexity(space: SearchSpace) -> float:

@@ -70,7 +70,7 @@ from shadho.heuristics.assignment import Assignment, assign, baseline_trials, sh
 from shadho.heuristics.complexity import complexities
 from shadho.heuristics.strength import RuntimeModel
 from shadho.heuristics.uncertainty import Fit, expected_improvement, fit_surrogate
-from shadho.samplers.base import History
+from shadho.history import History
 from shadho.spaces import SearchSpace
 
 __all__ = ["Scheduler", "make_scheduler"]

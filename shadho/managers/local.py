@@ -132,10 +132,11 @@ class LocalManager(ExecutionManager):
     """
 
     def __init__(self, workers: int | None = None, memory_mb: float | None = None) -> None:
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise ValueError(f"local_workers must be an int >= 1, got {workers!r}")
-        self.workers = workers or (os.cpu_count() or 1)
-        self.memory_mb = memory_mb
+        from shadho.settings import LocalSettings
+
+        s = LocalSettings(workers, memory_mb)  # every check in one place, the same as Shadho()'s
+        self.workers = s.workers or (os.cpu_count() or 1)
+        self.memory_mb = s.memory_mb
         self._running: dict[int, _Running] = {}
         self._settings: RunSettings | None = None
         self._tmp: str | None = None

@@ -124,23 +124,14 @@ class WorkQueueManager(ExecutionManager):
     def __init__(self, local_workers: Any = None, port: int | Sequence[int] = 0, password: str | None = None,
                  name: str | None = None, catalog: str | None = None, worker_python: str | None = None,
                  max_queued_tasks: int = 100, **options: Any) -> None:
-        bad = sorted(set(options) - set(OPTIONS))
-        if bad:
-            raise TypeError(f"WorkQueueManager got unknown option(s) {', '.join(bad)}; valid: "
-                            f"{', '.join(f'{k} (default {v!r})' for k, v in OPTIONS.items())}")
-        if isinstance(port, bool) or not (isinstance(port, int) or (
-                isinstance(port, (list, tuple)) and len(port) == 2 and all(isinstance(p, int) for p in port))):
-            raise TypeError(f"port must be an int or [low, high], got {port!r}")
-        if password is not None and not os.path.isfile(password):
-            raise ValueError(f"password must be the path of an existing password file, got {password!r}")
-        self.options = {**OPTIONS, **options}
-        self.worker_specs = parse_worker_specs(local_workers, name)
-        self.port_request = port
-        self.password = password
-        self.name = name
-        self.catalog = catalog
-        self.worker_python = worker_python
-        self.max_queued_tasks = max_queued_tasks
+        from shadho.settings import WorkQueueSettings
+
+        s = WorkQueueSettings(local_workers, port, password, name, catalog, worker_python, max_queued_tasks,
+                              options)  # every check in one place, the same as Shadho()'s
+        self.options = {**OPTIONS, **s.options}
+        self.worker_specs = parse_worker_specs(s.local_workers, s.name)
+        self.port_request, self.password, self.name = s.port, s.password, s.name
+        self.catalog, self.worker_python, self.max_queued_tasks = s.catalog, s.worker_python, s.max_queued_tasks
         self._wq: Any = None
         self._q: Any = None
         self._settings: RunSettings | None = None

@@ -1,12 +1,18 @@
-"""Samplers, one per search space, and the name -> class registry."""
+"""Samplers, one per search space, and the name -> class registry.
+
+A sampler proposes working vectors from a space's :class:`~shadho.history.History`;
+one that fits a model after random start-up trials subclasses :class:`ModelSampler`
+and reads the space through ``space.encodings`` (:class:`~shadho.domains.Encoding`).
+"""
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from shadho.samplers.base import FunctionSampler, History, Sampler
+from shadho.history import History
+from shadho.samplers.base import FunctionSampler, ModelSampler, Sampler
 
-__all__ = ["Sampler", "History", "make_sampler", "SAMPLERS"]
+__all__ = ["Sampler", "ModelSampler", "History", "make_sampler", "SAMPLERS"]
 
 #: Registered sampler names -> "module:Class" (imported lazily).
 SAMPLERS: dict[str, str] = {

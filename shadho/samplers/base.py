@@ -1,4 +1,7 @@
-"""The sampler interface and the trial history samplers read."""
+"""The sampler interface, and the base of samplers that fit a model after a start-up.
+
+``History`` lives in :mod:`shadho.history`; importing it from here still works.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -6,85 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from shadho.samplers.startup import SearchContext
+from shadho.history import History
+from shadho.samplers.startup import SearchContext, startup_size
 from shadho.spaces import SearchSpace
 
-
-class History:
-    """Finished and pending trials of one search space, in working coordinates.
-
-    The driver appends as results arrive (amortised O(1)); samplers read the views
-    ``X`` (COMPLETE trials, one row each), ``y`` (their losses) and ``pending``
-    (submitted, unfinished trials). Failed trials are counted in ``n_failed`` only.
-
-    Example:
-        >>> h = History(dim=2)
-        >>> h.add_pending(7, [0.1, 0.2]); h.complete(7, [0.1, 0.2], 0.5)
-        >>> h.X.shape, h.y.tolist(), len(h.pending)
-        ((1, 2), [0.5], 0)
-    """
-
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self._X = np.empty((16, dim))
-        self._y = np.empty(16)
-        self._n = 0
-        self._pending: dict[int, np.ndarray] = {}
-        self.n_failed = 0
-        self.version = 0  # bumps on every change; lets samplers cache fitted models
-
-    @property
-    def X(self) -> np.ndarray:
-        return self._X[: self._n]
-
-    @property
-    def y(self) -> np.ndarray:
-        return self._y[: self._n]
-
-    @property
-    def n(self) -> int:
-        return self._n
-
-    @property
-    def pending(self) -> np.ndarray:
-        if not self._pending:
-            return np.empty((0, self.dim))
-        return np.array(list(self._pending.values()), dtype=float).reshape(-1, self.dim)
-
-    @property
-    def n_pending(self) -> int:
-        return len(self._pending)
-
-    def add_pending(self, trial_id: int, x: Any) -> None:
-        self._pending[trial_id] = np.asarray(x, dtype=float)
-        self.version += 1
-
-    def complete(self, trial_id: int | None, x: Any, loss: float) -> None:
-        """Record a COMPLETE trial (and drop it from pending)."""
-        if trial_id is not None:
-            self._pending.pop(trial_id, None)
-        if self._n == len(self._y):
-            self._X = np.concatenate([self._X, np.empty_like(self._X)])
-            self._y = np.concatenate([self._y, np.empty_like(self._y)])
-        self._X[self._n] = np.asarray(x, dtype=float)
-        self._y[self._n] = float(loss)
-        self._n += 1
-        self.version += 1
-
-    def fail(self, trial_id: int | None) -> None:
-        """Record a FAILED trial (and drop it from pending)."""
-        if trial_id is not None:
-            self._pending.pop(trial_id, None)
-        self.n_failed += 1
-        self.version += 1
-
-    def drop_pending(self, trial_id: int) -> None:
-        self._pending.pop(trial_id, None)
-        self.version += 1
-
-    @property
-    def best(self) -> float | None:
-        return float(self.y.min()) if self._n else None
+__all__ = ["Sampler", "ModelSampler", "FunctionSampler", "History"]  # History re-exported: the old import path
 
 
 class Sampler(ABC):
@@ -121,6 +50,66 @@ class Sampler(ABC):
     @abstractmethod
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
         """Return one working vector (``space.dim`` floats) inside the domains."""
+
+
+class ModelSampler(Sampler):
+    """A sampler that models the history once a space has its start-up trials.
+
+    What every model-based sampler shares is handled here, once: a space without
+    dimensions gets an empty vector, and until the space has :meth:`startup` trials
+    (counted by :meth:`observed`) points come from the priors. A subclass implements
+    :meth:`propose`, which is called only past the start-up, and reads a space
+    through :attr:`SearchSpace.encodings <shadho.search_space.SearchSpace.encodings>`.
+
+    Args:
+        n_startup_trials: draw from the priors until this many trials are complete
+            (never fewer than :attr:`min_startup`). None (default):
+            :func:`~shadho.samplers.startup.startup_size` of the dimension and, once
+            the driver binds its context, of the budget and the number of spaces.
+
+    Example:
+        >>> import numpy as np
+        >>> from shadho.spaces import split, uniform
+        >>> class NearBest(ModelSampler):
+        ...     def propose(self, space, history, rng):
+        ...         return history.X[int(np.argmin(history.y))] + rng.normal(0, 0.01, space.dim)
+        >>> (space,) = split({'x': uniform(0, 1)})
+        >>> s, h, rng = NearBest(n_startup_trials=3), History(1), np.random.default_rng(0)
+        >>> for i in range(10):
+        ...     h.complete(i, s.suggest(space, h, rng), 0.0)
+        >>> s.startup(space), h.n
+        (3, 10)
+    """
+
+    #: The fewest start-up trials whatever the setting (a model needs that many points).
+    min_startup: int = 1
+
+    def __init__(self, n_startup_trials: int | None = None) -> None:
+        if n_startup_trials is not None and n_startup_trials < 0:
+            raise ValueError(f"n_startup_trials must be None or >= 0, got {n_startup_trials}")
+        self.n_startup_trials = n_startup_trials
+
+    def startup(self, space: SearchSpace) -> int:
+        """Start-up trials of ``space`` (the setting, or one scaled to dim and budget)."""
+        if self.n_startup_trials is not None:
+            return self.n_startup_trials
+        ctx = self.context
+        return startup_size(space.dim, ctx.budget if ctx else None, ctx.n_spaces if ctx else 1)
+
+    def observed(self, space: SearchSpace, history: History) -> float:
+        """How many trials count towards the start-up (by default the space's complete ones)."""
+        return float(history.n)
+
+    def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
+        if space.dim == 0:
+            return np.empty(0)
+        if self.observed(space, history) < max(self.startup(space), self.min_startup):
+            return space.sample(rng)
+        return self.propose(space, history, rng)
+
+    @abstractmethod
+    def propose(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
+        """The model's proposal (``space.dim`` floats); called only past the start-up."""
 
 
 class FunctionSampler(Sampler):

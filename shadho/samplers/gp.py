@@ -29,8 +29,8 @@ from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import erfcx, ndtr
 
-from shadho.samplers.base import History, Sampler
-from shadho.samplers.startup import startup_size
+from shadho.history import History
+from shadho.samplers.base import ModelSampler
 from shadho.spaces import SearchSpace
 
 __all__ = ["GPSampler", "expected_improvement", "log_expected_improvement", "matern52"]
@@ -106,21 +106,20 @@ class _Encoder:
 
     @classmethod
     def of(cls, space: SearchSpace) -> _Encoder:
-        lo, sc, ol, oh, cl, ch, nv = [], [], [], [], [], [], []
-        for d in space.domains:
-            if d.prior == "normal":
-                mu, sg = float(d.mu), float(d.sigma)  # type: ignore[attr-defined]
-                a, b = mu - 3 * sg, mu + 3 * sg
-                lo.append(a); sc.append(b - a); ol.append(mu - 6 * sg); oh.append(mu + 6 * sg)
-                cl.append(a); ch.append(b)
+        lo, sc, ol, oh, cl, ch = [], [], [], [], [], []
+        encs = space.encodings
+        for e in encs:
+            if e.prior == "normal" and e.mu is not None and e.sigma is not None:
+                a, b = e.mu - 3 * e.sigma, e.mu + 3 * e.sigma  # features span the likely range
+                lo.append(a); sc.append(b - a)
             else:
-                a, b = float(d.low), float(d.high)
-                lo.append(a); sc.append(max(b - a, 1.0)); ol.append(a); oh.append(b)
-                cl.append(a); ch.append(b)
-            nv.append(int(d.n_values or 0))
+                a, b = e.low, e.high
+                lo.append(a); sc.append(max(b - a, 1.0))
+            s_lo, s_hi = e.support
+            ol.append(s_lo); oh.append(s_hi); cl.append(a); ch.append(b)
         f = lambda v: np.asarray(v, float)  # noqa: E731
-        return cls(f(lo), f(sc), tuple(d.kind for d in space.domains), tuple(nv), f(ol), f(oh),
-                   f(cl), f(ch))
+        return cls(f(lo), f(sc), tuple(e.kind for e in encs), tuple(int(e.n_values or 0) for e in encs),
+                   f(ol), f(oh), f(cl), f(ch))
 
     def features(self, X: np.ndarray) -> np.ndarray:
         cols = []
@@ -231,7 +230,7 @@ def _fit(F: np.ndarray, y: np.ndarray, rng: np.random.Generator, restarts: int) 
     return _GP(F, y, best_theta)
 
 
-class GPSampler(Sampler):
+class GPSampler(ModelSampler):
     """Bayesian optimisation: a Matern-5/2 GP and expected improvement.
 
     Args:
@@ -258,27 +257,19 @@ class GPSampler(Sampler):
     """
 
     name = "bayes"
+    min_startup = 2  # a GP fitted to one point has nothing to learn its length scales from
 
     def __init__(self, *, n_startup_trials: int | None = None, n_candidates: int = 1000, n_local: int = 3,
                  restarts: int = 2, max_train: int = 300, constant_liar: bool = True) -> None:
-        if n_startup_trials is not None and n_startup_trials < 0:
-            raise ValueError(f"n_startup_trials must be None or >= 0, got {n_startup_trials}")
+        super().__init__(n_startup_trials)
         if n_candidates < 1 or n_local < 0 or restarts < 0 or max_train < 2:
             raise ValueError("need n_candidates >= 1, n_local >= 0, restarts >= 0, max_train >= 2; "
                              f"got {n_candidates}, {n_local}, {restarts}, {max_train}")
-        self.n_startup_trials = n_startup_trials
         self.n_candidates = n_candidates
         self.n_local = n_local
         self.restarts = restarts
         self.max_train = max_train
         self.constant_liar = constant_liar
-
-    def startup(self, space: SearchSpace) -> int:
-        """Start-up trials of ``space`` (the setting, or one scaled to dim and budget)."""
-        if self.n_startup_trials is not None:
-            return self.n_startup_trials
-        ctx = self.context
-        return startup_size(space.dim, ctx.budget if ctx else None, ctx.n_spaces if ctx else 1)
 
     def _training_set(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, warped y, indices of COMPLETE rows in X) including constant-liar rows."""
@@ -297,11 +288,7 @@ class GPSampler(Sampler):
             yt = np.concatenate([yt, np.full(len(P), yt.max())])
         return X, yt, np.arange(len(keep))
 
-    def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
-        if space.dim == 0:
-            return np.empty(0)
-        if history.n < max(self.startup(space), 2):
-            return space.sample(rng)
+    def propose(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
         enc = _Encoder.of(space)
         X, yt, done = self._training_set(history)
         F = enc.features(X)

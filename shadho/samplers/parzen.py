@@ -54,27 +54,27 @@ def _layout(space: SearchSpace) -> _Layout:
     num, disc, cat, n_cat = [], [], [], []
     tlow, thigh, blow, bhigh, pmu, psig = [], [], [], [], [], []
     out_low, out_high, is_int = [], [], []
-    for i, dom in enumerate(space.domains):
-        lo, hi = float(dom.low), float(dom.high)
-        if dom.kind == "cat":
+    for i, enc in enumerate(space.encodings):
+        lo, hi = enc.low, enc.high
+        s_lo, s_hi = enc.support
+        if enc.categorical:
             cat.append(i)
-            n_cat.append(int(dom.n_values))
+            n_cat.append(int(enc.n_values or 0))
             out_low.append(lo); out_high.append(hi); is_int.append(True)
             continue
         num.append(i)
-        if dom.kind == "int":
+        if enc.integer:
             disc.append(True)
             a, b = lo - 0.5, hi + 0.5
             tlow.append(a); thigh.append(b); blow.append(a); bhigh.append(b)
             pmu.append(0.5 * (a + b)); psig.append(b - a)
             out_low.append(lo); out_high.append(hi); is_int.append(True)
-        elif dom.prior == "normal":
-            mu, sigma = float(dom.mu), float(dom.sigma)  # type: ignore[attr-defined]
+        elif enc.prior == "normal":
             disc.append(False)
-            tlow.append(mu - 6 * sigma); thigh.append(mu + 6 * sigma)
+            tlow.append(s_lo); thigh.append(s_hi)
             blow.append(lo); bhigh.append(hi)
-            pmu.append(mu); psig.append(sigma)
-            out_low.append(mu - 6 * sigma); out_high.append(mu + 6 * sigma); is_int.append(False)
+            pmu.append(enc.mu); psig.append(enc.sigma)
+            out_low.append(s_lo); out_high.append(s_hi); is_int.append(False)
         else:
             disc.append(False)
             tlow.append(lo); thigh.append(hi); blow.append(lo); bhigh.append(hi)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from shadho.samplers.base import History, Sampler
+from shadho.history import History
+from shadho.samplers.base import Sampler
 from shadho.spaces import SearchSpace
 
 

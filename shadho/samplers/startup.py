@@ -1,7 +1,7 @@
 """What the search spaces of one experiment share, and how many start-up trials fit.
 
 An exclusive choice splits a spec into several search spaces (``svm/linear``,
-``svm/rbf``, ...), each with its own :class:`~shadho.samplers.base.History`. Parameters
+``svm/rbf``, ...), each with its own :class:`~shadho.history.History`. Parameters
 with the same name and the same domain in two spaces (``C`` in every SVM kernel) are
 the same hyperparameter seen in different company, so a sampler may borrow the other
 spaces' observations of them: a borrowed trial carries its loss and its values of the
@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from shadho.history import History
 from shadho.spaces import SearchSpace
 
 __all__ = ["SearchContext", "startup_size", "shared_dims", "borrowed"]
@@ -33,7 +34,7 @@ class SearchContext:
 
     Example:
         >>> from shadho.spaces import split, uniform
-        >>> from shadho.samplers.base import History
+        >>> from shadho.history import History
         >>> sp = split({'exclusive': True, 'a': {'C': uniform(0, 1)}, 'b': {'C': uniform(0, 1)}})
         >>> ctx = SearchContext(sp, {s.id: History(s.dim) for s in sp}, budget=40)
         >>> ctx.n_spaces, ctx.budget
@@ -41,7 +42,7 @@ class SearchContext:
     """
 
     spaces: Sequence[SearchSpace]
-    histories: Mapping[str, object]  # space id -> History
+    histories: Mapping[str, History]  # by space id
     budget: int | None = None        # the experiment's total trials, when known
 
     @property
@@ -109,14 +110,14 @@ def borrowed(space: SearchSpace, context: SearchContext | None) -> tuple[np.ndar
             continue
         hist = context.histories.get(other.id)
         pairs = shared_dims(space, other)
-        if hist is None or not pairs or hist.n == 0:  # type: ignore[attr-defined]
+        if hist is None or not pairs or hist.n == 0:
             continue
         mine, theirs = (np.array(p) for p in zip(*pairs))
-        X = np.full((hist.n, space.dim), np.nan)  # type: ignore[attr-defined]
-        X[:, mine] = hist.X[:, theirs]  # type: ignore[attr-defined]
+        X = np.full((hist.n, space.dim), np.nan)
+        X[:, mine] = hist.X[:, theirs]
         rows.append(X)
-        ys.append(hist.y)  # type: ignore[attr-defined]
-        worth += hist.n * len(pairs) / space.dim  # type: ignore[attr-defined]
+        ys.append(hist.y)
+        worth += hist.n * len(pairs) / space.dim
     if not rows:
         return empty
     return np.concatenate(rows), np.concatenate(ys), worth

@@ -51,10 +51,14 @@ from typing import Callable
 
 import numpy as np
 
-from shadho.samplers.base import History, Sampler
+from shadho.history import History
+from shadho.samplers.base import ModelSampler
 from shadho.samplers.parzen import _build, _Layout, _layout, _log_pdf, _Mixture, _sample
-from shadho.samplers.startup import borrowed, startup_size
+from shadho.samplers.startup import borrowed
 from shadho.spaces import SearchSpace
+
+#: Trials a model is fitted to: X, y, a weight factor per row, and their start-up worth.
+_Data = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
 __all__ = ["TPESampler", "default_gamma", "default_weights", "default_candidates", "category_shares"]
 
@@ -131,7 +135,7 @@ def default_candidates(dim: int) -> int:
     return min(200, 24 * 2 ** max(0, dim - 2))
 
 
-class TPESampler(Sampler):
+class TPESampler(ModelSampler):
     """Tree-structured Parzen Estimator over one search space's working vectors.
 
     Args:
@@ -191,8 +195,7 @@ class TPESampler(Sampler):
                  category_explore: float = 1.0, category_floor: float = 0.75,
                  category_candidates: int = 24, share_across_spaces: bool = True,
                  shared_weight: float = 0.5) -> None:
-        if n_startup_trials is not None and n_startup_trials < 0:
-            raise ValueError(f"n_startup_trials must be None or >= 0, got {n_startup_trials}")
+        super().__init__(n_startup_trials)
         if n_ei_candidates is not None and n_ei_candidates < 1:
             raise ValueError(f"n_ei_candidates must be None or >= 1, got {n_ei_candidates}")
         if not bandwidth_factor > 0:
@@ -207,7 +210,6 @@ class TPESampler(Sampler):
                 raise ValueError(f"{key} must be in [0, 1], got {val!r}")
         if category_candidates < 1:
             raise ValueError(f"category_candidates must be >= 1, got {category_candidates}")
-        self.n_startup_trials = n_startup_trials
         self.n_ei_candidates = n_ei_candidates
         self.gamma = gamma or default_gamma
         self.weights = weights or default_weights
@@ -227,17 +229,23 @@ class TPESampler(Sampler):
         # Derived data only (a pure function of space and history), so resume is unaffected.
         self._cache: tuple[tuple, tuple[_Layout, _Mixture, _Mixture]] | None = None
         self._layouts: dict[str, _Layout] = {}
+        self._data_cache: tuple[tuple, _Data] | None = None
 
-    def startup(self, space: SearchSpace) -> int:
-        """Start-up trials of ``space`` (the setting, or one scaled to dim and budget)."""
-        if self.n_startup_trials is not None:
-            return self.n_startup_trials
-        ctx = self.context
-        return startup_size(space.dim, ctx.budget if ctx else None, ctx.n_spaces if ctx else 1)
+    def observed(self, space: SearchSpace, history: History) -> float:
+        """Own complete trials plus borrowed ones, each by the share of dims it informs."""
+        return self._data(space, history)[3]
 
-    def _data(self, space: SearchSpace, history: History
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """Own trials plus borrowed ones: X, y, per-row weight factor, start-up worth."""
+    def _data(self, space: SearchSpace, history: History) -> _Data:
+        """Own trials plus borrowed ones: X, y, per-row weight factor, start-up worth.
+
+        Kept for one (space, history version): :meth:`observed` and :meth:`propose` both read it.
+        """
+        key = (space.id, id(history), history.version, id(self.context), self._versions())
+        if self._data_cache is None or self._data_cache[0] != key:
+            self._data_cache = (key, self._own_and_borrowed(space, history))
+        return self._data_cache[1]
+
+    def _own_and_borrowed(self, space: SearchSpace, history: History) -> _Data:
         X, y = history.X, history.y
         if not self.share_across_spaces:
             return X, y, np.ones(len(y)), float(history.n)
@@ -282,14 +290,10 @@ class TPESampler(Sampler):
     def _versions(self) -> tuple[int, ...]:
         if not self.share_across_spaces or self.context is None:
             return ()
-        return tuple(getattr(h, "version", 0) for h in self.context.histories.values())
+        return tuple(h.version for h in self.context.histories.values())
 
-    def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
-        if space.dim == 0:
-            return np.empty(0)
-        X, y, factor, worth = self._data(space, history)
-        if worth < max(self.startup(space), 1) or not len(y):
-            return space.sample(rng)
+    def propose(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
+        X, y, factor, _ = self._data(space, history)
         lay = self._layout_of(space)
         pending = history.pending if self.constant_liar and history.n_pending else np.empty((0, space.dim))
         if len(lay.cat) and self.category_explore > 0 and rng.random() < self.category_explore:

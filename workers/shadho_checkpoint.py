@@ -1,0 +1,124 @@
+"""Checkpoint archives of multi-fidelity trials, on both sides of a task.
+
+A promoted configuration continues from the state its last rung left: the objective
+writes what it needs into the checkpoint folder it is given; after the rung this module
+packs that folder into one tar archive (refused over the size limit), the manager brings
+it back with the task's outputs, and the master ships it to the task that continues the
+configuration, where it is unpacked into a fresh folder before the objective runs.
+
+Anything wrong with an archive (missing, half-written, not a tar, over the limit, a
+member that would land outside the folder, a link or a device) means "start from
+scratch": :func:`unpack` leaves an empty folder and says why, it never raises. Archives
+are written to a temporary name and renamed into place, so none is ever half-written
+under its own name.
+
+Standalone (standard library only): workers run it without shadho installed.
+
+Example:
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> src = os.path.join(d, "ck"); os.makedirs(src)
+    >>> _ = open(os.path.join(src, "model.bin"), "wb").write(b"w" * 10)
+    >>> pack(src, os.path.join(d, "ck.tar"), limit_bytes=1000)
+    (True, '')
+    >>> unpack(os.path.join(d, "ck.tar"), os.path.join(d, "back"), limit_bytes=1000)
+    (True, '')
+    >>> open(os.path.join(d, "back", "model.bin"), "rb").read()
+    b'wwwwwwwwww'
+    >>> unpack(os.path.join(d, "nothing.tar"), os.path.join(d, "fresh"), 1000)
+    (False, 'no checkpoint')
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+
+__all__ = ["pack", "unpack", "check", "folder_bytes", "DEFAULT_LIMIT_BYTES"]
+
+#: A checkpoint larger than this is not kept unless the search allows more (512 MiB).
+DEFAULT_LIMIT_BYTES = 512 * 1024 * 1024
+
+
+def folder_bytes(folder: str) -> int:
+    """Bytes of the regular files under ``folder`` (0 when it does not exist)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            if os.path.isfile(p) and not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def pack(folder: str, archive: str, limit_bytes: int = DEFAULT_LIMIT_BYTES) -> tuple[bool, str]:
+    """Pack ``folder`` into ``archive``; returns (packed, why not). An empty or missing
+    folder packs nothing; links are left out (their targets may not exist elsewhere)."""
+    if not os.path.isdir(folder) or not any(os.scandir(folder)):
+        return False, "the objective wrote no checkpoint"
+    size = folder_bytes(folder)
+    if size > limit_bytes:
+        return False, f"checkpoint of {size} bytes is over the limit of {limit_bytes} bytes: not kept"
+    fd, tmp = tempfile.mkstemp(prefix=".ck-", suffix=".tar", dir=os.path.dirname(os.path.abspath(archive)))
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w") as tar:
+            for root, dirs, files in os.walk(folder):
+                dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+                for f in sorted(files):
+                    p = os.path.join(root, f)
+                    if os.path.isfile(p) and not os.path.islink(p):
+                        tar.add(p, arcname=os.path.relpath(p, folder), recursive=False)
+        os.replace(tmp, archive)
+        return True, ""
+    except OSError as exc:
+        return False, f"could not pack the checkpoint: {exc}"
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check(archive: str, limit_bytes: int = DEFAULT_LIMIT_BYTES) -> str:
+    """Why ``archive`` cannot be used ('' when it can)."""
+    if not os.path.isfile(archive):
+        return "no checkpoint"
+    if os.path.getsize(archive) > limit_bytes + 1024 * 1024:
+        return f"checkpoint archive of {os.path.getsize(archive)} bytes is over the limit of {limit_bytes}"
+    try:
+        with tarfile.open(archive, "r:") as tar:
+            total = 0
+            for m in tar.getmembers():
+                name = os.path.normpath(m.name)
+                if not (m.isfile() or m.isdir()):
+                    return f"checkpoint member {m.name!r} is not a file or folder"
+                if os.path.isabs(name) or name == ".." or name.startswith(".." + os.sep):
+                    return f"checkpoint member {m.name!r} would land outside its folder"
+                total += m.size
+            if total > limit_bytes:
+                return f"checkpoint of {total} bytes is over the limit of {limit_bytes} bytes"
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return f"damaged checkpoint ({type(exc).__name__}: {exc})"
+    return ""
+
+
+def unpack(archive: str | None, folder: str, limit_bytes: int = DEFAULT_LIMIT_BYTES) -> tuple[bool, str]:
+    """Unpack ``archive`` into a fresh ``folder``; returns (restored, why not). The folder
+    exists afterwards in any case, empty unless restored."""
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    why = check(archive, limit_bytes) if archive else "no checkpoint"
+    if why:
+        return False, why
+    try:
+        with tarfile.open(archive, "r:") as tar:
+            # check() allowed only files and folders inside; the data filter (where this
+            # Python has it) checks again.
+            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            for m in tar.getmembers():
+                tar.extract(m, folder, set_attrs=False, **extra)
+        return True, ""
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+        return False, f"damaged checkpoint ({type(exc).__name__}: {exc})"
