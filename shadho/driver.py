@@ -322,7 +322,7 @@ class Shadho(OriginalApi):
         return RunSettings(
             exp_key=s.exp_key, objective=self.cmd, compute_classes=tuple(self.compute_classes),
             inputs=tuple(self.input_files), outputs=tuple(self.output_files),
-            task_timeout=s.task_timeout, workdir=os.getcwd())
+            task_timeout=s.task_timeout)
 
     def _make_manager(self) -> ExecutionManager:
         m = self.manager_choice
