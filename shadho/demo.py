@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, Sequence
 
 from shadho import spaces
+from shadho.cli_args import positive_seconds, whole_number
 
 #: The search space: one SVM per kernel (an exclusive choice), each with its own hyperparameters.
 SPEC: dict[str, Any] = {
@@ -41,21 +43,21 @@ def svm_objective(params: dict[str, Any]) -> dict[str, Any]:
     return {"loss": 1.0 - acc, "accuracy": acc, "fit_seconds": time.time() - start}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo search and print the best result."""
-    p = argparse.ArgumentParser(prog="shadho demo", description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``shadho demo`` (a row of :data:`shadho.cli.COMMANDS`)."""
+    p.description = __doc__.split("\n\n")[0]
     p.add_argument("--quick", action="store_true", help="a short search (20 trials)")
-    p.add_argument("--max-tasks", type=int, default=None, help="trial budget (default 60, quick 20)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds of searching (default 600)")
+    p.add_argument("--max-tasks", type=whole_number(1), default=None, help="trial budget (default 60, quick 20)")
+    p.add_argument("--timeout", type=positive_seconds, default=600, help="seconds of searching (default 600)")
     p.add_argument("--backend", default="shadho-demo.db", help="results file (default shadho-demo.db)")
     p.add_argument("--method", default="tpe", help="sampler: random, tpe or bayes (default tpe)")
     p.add_argument("--manager", default="workqueue", choices=["workqueue", "local"],
                    help="where trials run (default: two local Work Queue workers)")
-    args = p.parse_args(argv)
-    from shadho import Shadho
-    from shadho.progress import setup_logging
 
-    setup_logging()
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo search and print the best result."""
+    from shadho import Shadho
 
     budget = args.max_tasks or (20 if args.quick else 60)
     workers = [{"cores": 1, "features": {"size": "small"}}, {"cores": 2, "features": {"size": "big"}}]
@@ -80,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rel = os.path.relpath(args.backend)
     print(f"See it all with: shadho status {rel}   (or a page: shadho report {rel} -o report/)")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``shadho demo ARGS``; returns the exit status."""
+    from shadho.cli import main as shadho_main
+
+    return shadho_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -50,20 +50,39 @@ class _FromSettings:
                              f"once): pass Shadho(..., {self.name}=...) instead")
 
 
-@contextlib.contextmanager
-def _sigterm_stops() -> Iterator[None]:
-    """SIGTERM raises :class:`_Stop` inside the block (main thread only: signals go there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Signals:
+    """SIGINT and SIGTERM during :meth:`Shadho.run`: raised at once (KeyboardInterrupt,
+    :class:`_Stop`) and remembered, so that the loop stops at its next turn even when
+    the exception was swallowed (raised inside a finalizer or a logging lock release,
+    Python prints it and goes on: seen once in the Ctrl-C test)."""
 
-    def _on_term(signum: int, frame: Any) -> None:
-        raise _Stop()
-    old = signal.signal(signal.SIGTERM, _on_term)
+    def __init__(self) -> None:
+        self.got: int | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.got = signum
+        self.check()
+
+    def check(self) -> None:
+        if self.got == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.got is not None:
+            raise _Stop()
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[_Signals]:
+    """SIGINT/SIGTERM stop the search inside the block (main thread only: signals go there)."""
+    sig = _Signals()
+    if threading.current_thread() is not threading.main_thread():
+        yield sig
+        return
+    old = {s: signal.signal(s, sig.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield sig
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 class Shadho(OriginalApi):
@@ -253,11 +272,11 @@ class Shadho(OriginalApi):
         manager = self._manager = self._make_manager()
         progress = make_progress(self.quiet, self.max_tasks, self.timeout)
         start, interrupted = time.time(), False
-        with _sigterm_stops():
+        with _signals_stop() as sig:
             try:
                 manager.start(self._run_settings())
                 manager.set_priorities(study.reassign())
-                self._loop(study, manager, progress, start)
+                self._loop(study, manager, progress, start, sig)
             except (KeyboardInterrupt, _Stop) as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 log.warning("shadho: stopping on request; unfinished trials will re-run on resume")
@@ -271,11 +290,13 @@ class Shadho(OriginalApi):
             exit_after_interrupt()  # status 130 after the clean stop, as Ctrl-C should
         return self.trials
 
-    def _loop(self, study: Study, manager: ExecutionManager, progress: Any, start: float) -> None:
+    def _loop(self, study: Study, manager: ExecutionManager, progress: Any, start: float,
+              sig: _Signals) -> None:
         """ask -> submit -> wait -> tell, until the budget is spent or the deadline passes."""
         deadline = math.inf if self.timeout is None else start + self.timeout
         last_beat = 0.0
         while True:
+            sig.check()  # a stop request whose exception was swallowed
             now = time.time()
             timed_out = now >= deadline
             if not timed_out:
@@ -312,7 +333,7 @@ class Shadho(OriginalApi):
         return RunSettings(
             exp_key=s.exp_key, objective=self.cmd, compute_classes=tuple(self.compute_classes),
             inputs=tuple(self.input_files), outputs=tuple(self.output_files),
-            task_timeout=s.task_timeout, workdir=os.getcwd())
+            task_timeout=s.task_timeout)
 
     def _make_manager(self) -> ExecutionManager:
         m = self.manager_choice

@@ -61,3 +61,7 @@ class StoreDamagedError(StoreError):
 
 class StoreFullError(StoreError):
     """The results file could not be written: its disk is full (finished results are safe)."""
+
+
+class CliError(ShadhoError):
+    """A command-line problem, said as one sentence on stderr (exit status 1)."""

@@ -23,38 +23,20 @@ Example:
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import json
 import os
 from typing import Any, Iterable, Sequence
 
+from shadho.formatting import flatten, iso_time
 from shadho.trial import Trial
+
+__all__ = ["trial_row", "trial_rows", "write_csv", "iso_time", "ID_COLUMNS", "TIME_COLUMNS", "NONE_TEXT"]
 
 ID_COLUMNS = ("id", "state", "searchspace", "space_id", "compute_class", "worker", "attempts", "error")
 TIME_COLUMNS = ("submit_time", "start_time", "finish_time")
 
 #: What a parameter whose value is None is written as (an empty cell means "does not apply").
 NONE_TEXT = "None"
-
-
-def iso_time(epoch: float | None) -> str | None:
-    """``epoch`` seconds as an ISO 8601 UTC time with milliseconds (None stays None).
-
-    Example:
-        >>> iso_time(86400.5)
-        '1970-01-02T00:00:00.500+00:00'
-    """
-    if epoch is None:
-        return None
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}", v, out)
-    else:
-        out[prefix] = value
 
 
 def _cell(value: Any, none: str | None) -> Any:
@@ -68,10 +50,8 @@ def _cell(value: Any, none: str | None) -> Any:
 def _row(t: Trial, none_param: str | None) -> tuple[dict[str, Any], list[str], list[str]]:
     row: dict[str, Any] = {c: getattr(t, c) for c in ID_COLUMNS}
     row["state"] = t.state.value
-    params: dict[str, Any] = {}
-    _flatten("params", t.params, params)
-    results: dict[str, Any] = {}
-    _flatten("results", t.results, results)
+    params = flatten(t.params, "params", keep_empty=True)
+    results = flatten(t.results, "results", keep_empty=True)
     row.update({k: _cell(v, none_param) for k, v in params.items()})
     row["loss"] = t.loss
     row.update({k: _cell(v, None) for k, v in results.items()})

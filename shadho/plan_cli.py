@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any, Sequence
 
-from shadho.errors import ShadhoError
+from shadho.cli_args import positive_hours, whole_number
 
-__all__ = ["main", "render"]
+__all__ = ["add_arguments", "run", "main", "render"]
 
 USAGE_TEXT = """examples:
   shadho plan results.db --pool cpu=40,gpu=8 --hours 24
@@ -26,20 +26,20 @@ Figures are medians over the simulations with (lowest-highest); a * marks a figu
 on an assumption (listed under notes). The results file is only read."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    from shadho.cli import _Parser, _positive_int
-
-    p = _Parser(prog="shadho plan", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE_TEXT,
-                description="Predict what a pool of workers does for a search, from its results: "
-                "trials per hour per search space and per compute class, the time to finish the "
-                "remaining budget (or the trials reached in H hours), each class's utilisation and "
-                "the cost. Runs the real master on a simulator of the learned runtimes.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``shadho plan`` (a row of :data:`shadho.cli.COMMANDS`)."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = USAGE_TEXT
+    p.description = ("Predict what a pool of workers does for a search, from its results: "
+                     "trials per hour per search space and per compute class, the time to finish the "
+                     "remaining budget (or the trials reached in H hours), each class's utilisation and "
+                     "the cost. Runs the real master on a simulator of the learned runtimes.")
     p.add_argument("results", metavar="RESULTS.db", help="the results file (opened read-only)")
     p.add_argument("--exp", metavar="KEY", help="experiment (needed when the file holds several)")
     p.add_argument("--pool", required=True, metavar="CLASS=COUNT[xSLOTS],...",
                    help="workers per compute class (xSLOTS: trials each worker runs at once)")
-    p.add_argument("--hours", type=_positive_hours, metavar="H", help="predict H hours of searching")
-    p.add_argument("--trials", type=_positive_int, metavar="N",
+    p.add_argument("--hours", type=positive_hours, metavar="H", help="predict H hours of searching")
+    p.add_argument("--trials", type=whole_number(1), metavar="N",
                    help="predict the time N more trials take (default: the remaining budget); with "
                    "--hours and --cost: find the cheapest pool that runs N trials within H hours")
     p.add_argument("--cost", metavar="CLASS=PRICE,...", help="price per worker-hour of each class")
@@ -47,20 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="classes the results never saw, e.g. gpu=8x:cpu16, or a .json/.toml file")
     p.add_argument("--heuristics", choices=("on", "off", "both"), default="on",
                    help="the scheduler's hardware-aware heuristics (default on)")
-    p.add_argument("--samples", type=_positive_int, default=5, metavar="K",
+    p.add_argument("--samples", type=whole_number(1), default=5, metavar="K",
                    help="simulations per prediction (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulations")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    return p
-
-
-def _positive_hours(text: str) -> float:
-    from shadho.cli import _positive_seconds
-
-    try:
-        return _positive_seconds(text)  # the same check, worded for hours
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of hours, got {text!r}") from None
 
 
 def _line(label: str, value: Any, extra: str = "") -> str:
@@ -126,23 +116,22 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run ``shadho plan``; returns the exit status (1: an error, said on stderr)."""
+def run(args: argparse.Namespace) -> int:
+    """Run ``shadho plan`` on parsed arguments (errors propagate to :func:`shadho.cli.main`)."""
     from shadho.planner import plan
 
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    try:
-        result = plan(args.results, pool=args.pool, exp=args.exp, hours=args.hours, trials=args.trials,
-                      cost=args.cost, assume=args.assume, heuristics=args.heuristics,
-                      samples=args.samples, seed=args.seed)
-    except (ShadhoError, ValueError, TypeError, OSError) as exc:
-        print(f"shadho: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+    result = plan(args.results, pool=args.pool, exp=args.exp, hours=args.hours, trials=args.trials,
+                  cost=args.cost, assume=args.assume, heuristics=args.heuristics,
+                  samples=args.samples, seed=args.seed)
     if args.json:
         print(json.dumps(_jsonable(result), default=str))
     else:
         sys.stdout.write(render(result, result.trials_planned))
     return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """``shadho plan ARGS``; returns the exit status (1: an error, said on stderr)."""
+    from shadho.cli import main as shadho_main
+
+    return shadho_main(["plan", *argv])

@@ -353,7 +353,8 @@ def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, 
         StoreError: not a shadho results file. PlanError: nothing to learn from, or a
         pool that cannot run some space. ValueError: bad arguments, unknown classes.
     """
-    from shadho.cli import CliError, open_store, select_experiment
+    from shadho.cli_read import open_store, select_experiment
+    from shadho.errors import CliError
 
     try:
         store = open_store(os.fspath(results))
@@ -365,7 +366,7 @@ def plan(results: str | os.PathLike[str], *, pool: Any, exp: str | None = None, 
     except CliError as exc:  # no such experiment, none at all, or several to choose from
         raise PlanError(str(exc)) from None
     finally:
-        store.conn.close()
+        store.close()
     return plan_trials(rows, ts, settings, pool=pool, hours=hours, trials_left=trials, cost=cost,
                        assume=assume, heuristics=heuristics, samples=samples, seed=seed,
                        experiment=key, **options)

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from shadho.formatting import MISSING, number
+
 log = logging.getLogger("shadho")
 
 
@@ -40,7 +42,7 @@ class Progress:
             return
         budget = f"/{self.total}" if self.total else ""
         best = s.get("best")
-        best_txt = f"{best:.6g}" if isinstance(best, (int, float)) else "-"
+        best_txt = number(float(best), 6) if isinstance(best, (int, float)) else MISSING
         _info(f"shadho: {s.get('done', 0)}{budget} trials done, {s.get('failed', 0)} failed, "
               f"{_in_flight(s)}, {s.get('workers', 0)} workers, best loss {best_txt}, "
               f"{time.time() - self._t0:.0f}s elapsed")

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from shadho.formatting import MISSING, number
 from shadho.progress import Progress as PlainProgress
 from shadho.progress import _in_flight
 
@@ -61,7 +62,7 @@ class RichProgress(PlainProgress):
     @staticmethod
     def _info(s: dict[str, Any]) -> str:
         best = s.get("best")
-        best_txt = f"{best:.6g}" if isinstance(best, (int, float)) else "-"
+        best_txt = number(float(best), 6) if isinstance(best, (int, float)) else MISSING
         failed = s.get("failed", 0)
         return (f"best [green]{best_txt}[/]"
                 + (f"  [red]{failed} failed[/]" if failed else "")

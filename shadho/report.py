@@ -77,7 +77,7 @@ def build(data: ReportData, live: dict[str, Any] | None = None) -> tuple[str, li
 
 
 def manifest_of(data: ReportData, figures: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"experiment": data.snap.get("experiment"), "html": "index.html", "embedded": True,
+    return {"experiment": data.snap.experiment, "html": "index.html", "embedded": True,
             "plots": [{k: v for k, v in p.items() if k != "png"} for p in figures]}
 
 

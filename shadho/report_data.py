@@ -15,21 +15,23 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadho.status import DEFAULT_CLASS, collect, empty, space_params
-from shadho.trial import Trial, TrialState
+from shadho.formatting import space_params
+from shadho.snapshot import DEFAULT_CLASS, Snapshot, empty, summarize
+from shadho.trial import Trial, completed, ranked
 
 
 @dataclass
 class ReportData:
-    """One consistent read of an experiment: ``snap`` is :func:`shadho.status.collect`'s
-    snapshot; ``stats`` the space snapshots over time; ``runs`` the master runs.
+    """One consistent read of an experiment: ``snap`` is its :class:`~shadho.snapshot.Snapshot`;
+    ``spaces`` and ``trials`` hold every space, also those no longer in the spec; ``stats`` the
+    space snapshots over time; ``runs`` the master runs.
 
     Example:
         >>> ReportData.empty('r.db').classes
         []
     """
 
-    snap: dict[str, Any]
+    snap: Snapshot
     settings: dict[str, Any] = field(default_factory=dict)
     spaces: list[dict[str, Any]] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
@@ -42,7 +44,7 @@ class ReportData:
 
     @property
     def classes(self) -> list[str]:
-        return [r["class"] for r in self.snap["classes"]]
+        return [r["class"] for r in self.snap.classes]
 
     @property
     def span(self) -> tuple[float, float]:
@@ -62,14 +64,9 @@ def load(store: Any, exp: int | None) -> ReportData:
     """Read experiment ``exp`` of ``store`` (None: a file without experiments)."""
     if exp is None:
         return ReportData.empty(store.path)
-    conn = store.conn
-    conn.execute("BEGIN")  # one snapshot for every read
-    try:
-        data = ReportData(snap=collect(store, exp), settings=store.settings(exp),
-                          spaces=store.spaces(exp), trials=store.trials(exp),
-                          stats=store.space_stats(exp), runs=store.runs(exp))
-    finally:
-        conn.execute("ROLLBACK")
+    read = store.snapshot(exp, history=True)  # one read transaction for everything
+    data = ReportData(snap=summarize(read, store.path), settings=read.settings, spaces=list(read.spaces),
+                      trials=read.trials, stats=read.stats, runs=read.runs)
     known = {s["id"] for s in data.spaces}
     for sid in sorted({t.space_id for t in data.trials} - known):  # spaces no longer registered
         data.spaces.append({"id": sid, "name": sid, "dims": {}})
@@ -80,14 +77,10 @@ def class_of(t: Trial) -> str:
     return t.compute_class or DEFAULT_CLASS
 
 
-def completed(trials: list[Trial]) -> list[Trial]:
-    return [t for t in trials if t.state == TrialState.COMPLETE and t.loss is not None]
-
-
 def top_trials(data: ReportData, n: int = 10) -> list[dict[str, Any]]:
     """The ``n`` best completed trials: id, loss, space, parameters, class, worker, runtime."""
     dims = {s["id"]: list(s.get("dims", {})) for s in data.spaces}
-    best = sorted(completed(data.trials), key=lambda t: (t.loss, t.id))[:n]
+    best = ranked(data.trials)[:n]
     return [{"id": t.id, "loss": t.loss, "space": t.searchspace,
              "params": space_params(t.params, dims.get(t.space_id, [])), "class": class_of(t),
              "worker": t.worker, "runtime_s": t.runtime} for t in best]

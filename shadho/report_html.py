@@ -14,10 +14,10 @@ import html
 import time
 from typing import Any, Sequence
 
-from shadho.export import iso_time
 from shadho.failures import group_failures
+from shadho.formatting import iso_time, number, params_text, seconds
 from shadho.report_data import ReportData, settings_rows, top_trials
-from shadho.report_plots import fmt_seconds
+from shadho.snapshot import Snapshot
 
 _CHECK_IMAGES = """
 window.addEventListener('load', function () {
@@ -68,18 +68,11 @@ pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; 
 
 
 def num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return html.escape(str(value))
+    return html.escape(number(value, digits))
 
 
-def params_text(params: dict[str, Any] | None) -> str:
-    if not params:
-        return "-"
-    return html.escape(", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
-                                 for k, v in params.items()))
+def params_html(params: dict[str, Any] | None) -> str:
+    return html.escape(params_text(params))
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "",
@@ -102,9 +95,9 @@ def _top(data: ReportData) -> str:
     top = top_trials(data)
     if not top:
         return "<p>No completed trials yet.</p>"
-    rows = [(str(i), str(r["id"]), num(r["loss"], 6), html.escape(r["space"]), params_text(r["params"]),
+    rows = [(str(i), str(r["id"]), num(r["loss"], 6), html.escape(r["space"]), params_html(r["params"]),
              html.escape(r["class"]), html.escape(r["worker"] or "-"),
-             "-" if r["runtime_s"] is None else fmt_seconds(r["runtime_s"]))
+             seconds(r["runtime_s"]))
             for i, r in enumerate(top, 1)]
     return _table(("rank", "trial", "loss", "search space", "parameters", "class", "worker", "runtime"),
                   rows, left=(3, 4, 5, 6))
@@ -118,13 +111,12 @@ def _figure(p: dict[str, Any]) -> str:
             f'<figcaption>{html.escape(p["caption"])} <a href="{f}">{f}</a></figcaption></figure>')
 
 
-def _tables(snap: dict[str, Any]) -> str:
+def _tables(snap: Snapshot) -> str:
     spaces = [(html.escape(r["space"]), str(r["done"]), str(r["failed"]), str(r["running"] + r["waiting"]),
-               num(r["best_loss"], 6), params_text(r["best_params"])) for r in snap["spaces"]]
+               num(r["best_loss"], 6), params_html(r["best_params"])) for r in snap.spaces]
     classes = [(html.escape(r["class"]), str(r["done"]), str(r["failed"]), str(r["running"] + r["waiting"]),
                 num(r["best_loss"], 6),
-                "-" if r["mean_runtime_s"] is None else fmt_seconds(r["mean_runtime_s"]))
-               for r in snap["classes"]]
+                seconds(r["mean_runtime_s"])) for r in snap.classes]
     return ("<h2>Search spaces</h2>" +
             _table(("space", "done", "failed", "pending", "best loss", "best parameters"), spaces,
                    left=(5,)) +
@@ -134,22 +126,22 @@ def _tables(snap: dict[str, Any]) -> str:
 
 def _summary(data: ReportData) -> str:
     snap = data.snap
-    best = (f"best loss <b>{num(snap['best_loss'], 6)}</b> in {html.escape(snap['best_space'])} "
-            f"({params_text(snap['best_params'])})" if snap.get("best_space") else "no completed trials yet")
+    best = (f"best loss <b>{num(snap.best_loss, 6)}</b> in {html.escape(snap.best_space)} "
+            f"({params_html(snap.best_params)})" if snap.best_space else "no completed trials yet")
     t0, _ = data.span
     started = f"started {iso_time(t0)}; " if data.trials else ""
     groups = group_failures(data.trials)
     n_failed = sum(g.count for g in groups)
     warn = ""
     if groups:
-        finished = n_failed + sum(r["done"] for r in snap["spaces"])
+        finished = n_failed + sum(r["done"] for r in snap.spaces)
         warn = (f'<p class="warn">{n_failed} of {finished} finished trials failed; the most common '
                 f'cause ({groups[0].count}&times;): <code>{html.escape(groups[0].message)}</code>. '
                 f'See <a href="#failures">Failures</a> for every cause and an example traceback.</p>')
-    return (f'<p class="summary">{html.escape(snap["file"])}: {snap["trials"]} trials '
-            f'({sum(r["done"] for r in snap["spaces"])} complete, '
-            f'{sum(r["failed"] for r in snap["spaces"])} failed); {best}.</p>'
-            f'<p>{started}master {html.escape(snap["master"])}; page written '
+    return (f'<p class="summary">{html.escape(snap.file)}: {snap.trials} trials '
+            f'({sum(r["done"] for r in snap.spaces)} complete, '
+            f'{sum(r["failed"] for r in snap.spaces)} failed); {best}.</p>'
+            f'<p>{started}master {html.escape(snap.master)}; page written '
             f'{html.escape(iso_time(time.time()) or "")}.</p>{warn}')
 
 
@@ -157,10 +149,10 @@ def render_html(data: ReportData, plots: Sequence[dict[str, Any]], sections: Seq
                 live: dict[str, Any] | None = None) -> str:
     """The page. ``sections`` are extra HTML blocks placed after the plots (failures, plans);
     ``live`` (``{'version': str, 'interval_s': float}``) makes the page poll and reload."""
-    title = f"shadho report: {data.snap.get('experiment') or 'no experiment'}"
+    title = f"shadho report: {data.snap.experiment or 'no experiment'}"
     figures = "".join(_figure(p) for p in plots)
     script = _CHECK_IMAGES
-    attrs = f'data-trials="{data.snap["trials"]}"'
+    attrs = f'data-trials="{data.snap.trials}"'
     note = ""
     if live is not None:
         script += _LIVE % {"ms": int(live["interval_s"] * 1000)}

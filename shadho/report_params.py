@@ -13,10 +13,10 @@ import json
 import math
 from typing import Any, Sequence
 
-from shadho.report_data import ReportData, completed
+from shadho.formatting import flatten, short_labels
+from shadho.report_data import ReportData
 from shadho.report_plots import colorbar, empty, entry, figure, positive_log
-from shadho.status import flatten, short_labels
-from shadho.trial import TrialState
+from shadho.trial import TrialState, best_of, completed
 
 _CATEGORICAL = ("choice", "exhaustive")
 _LOG = ("log", "ln_", "log10", "log2")
@@ -82,7 +82,7 @@ def _param_panel(ax: Any, norm: Any, dim: dict[str, Any], key: str, done: list[A
     if done:
         ax.scatter(xd, [t.loss for t in done], c=[t.id for t in done], cmap="viridis", norm=norm,
                    s=16, alpha=0.9)
-        b = min(range(len(done)), key=lambda i: (done[i].loss, done[i].id))
+        b = done.index(best_of(done))
         ax.scatter([xd[b]], [done[b].loss], marker="*", s=200, color="gold", edgecolors="k", zorder=4,
                    label="best")
         if log_y:

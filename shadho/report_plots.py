@@ -13,7 +13,9 @@ import io
 import math
 from typing import Any, Sequence
 
-from shadho.report_data import ReportData, class_of, completed
+from shadho.formatting import number
+from shadho.report_data import ReportData, class_of
+from shadho.trial import completed, ranked
 
 DPI = 100
 #: One marker per compute class (cycled), one colour per search space.
@@ -65,20 +67,6 @@ def positive_log(values: Sequence[float | None]) -> bool:
     return bool(pos) and min(pos) > 0 and max(pos) / min(pos) > 100
 
 
-def fmt_seconds(value: float) -> str:
-    """A duration rounded, with its unit.
-
-    Example:
-        >>> [fmt_seconds(v) for v in (250.0, 4.26, 0.0421, 3.5e-05)]
-        ['250 s', '4.26 s', '42 ms', '35 µs']
-    """
-    if value >= 100:
-        return f"{value:.0f} s"
-    if value >= 0.1:
-        return f"{value:.3g} s"
-    return f"{value * 1000:.2g} ms" if value >= 1e-4 else f"{value * 1e6:.2g} µs"
-
-
 def space_color(data: ReportData, space_id: str) -> str:
     return f"C{data.space_index(space_id) % 10}"
 
@@ -124,9 +112,9 @@ def _loss_panel(ax: Any, data: ReportData, xs: dict[int, float], xlabel: str, en
                    linewidths=0.5, zorder=2)
     sx, sy = _best_steps([(xs[t.id], t.loss) for t in done])
     ax.step(sx + [end], sy + sy[-1:], where="post", color="k", lw=1.5, zorder=3)
-    best = min(done, key=lambda t: (t.loss, t.id))
+    best = ranked(done)[0]  # the caller draws this panel only when a trial completed
     ax.scatter([xs[best.id]], [best.loss], marker="*", s=260, color="gold", edgecolors="k", zorder=4)
-    ax.annotate(f"best: {best.loss:.4g}\n#{best.id} {best.searchspace}", (xs[best.id], best.loss),
+    ax.annotate(f"best: {number(best.loss)}\n#{best.id} {best.searchspace}", (xs[best.id], best.loss),
                 xytext=(8, 12), textcoords="offset points", fontsize="x-small")
     if positive_log([t.loss for t in done]):
         ax.set_yscale("log")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from shadho.formatting import seconds
 from shadho.report_data import (ReportData, assignment_timeline, class_of, class_speeds,
                                 routing_counts)
-from shadho.report_plots import empty, entry, figure, fmt_seconds, time_scale
+from shadho.report_plots import empty, entry, figure, time_scale
 
 
 def _matrix(ax: Any, names: list[str], classes: list[str], values: list[list[float]],
@@ -89,7 +90,7 @@ def plot_routing(data: ReportData) -> dict[str, Any]:
     speeds = class_speeds(data)
     if any(n for row in speeds for _, n in row):
         values = [[v if v is not None else math.nan for v, _ in row] for row in speeds]
-        labels = [[f"{fmt_seconds(v)}\nn={n}" if v is not None else "-" for v, n in row]
+        labels = [[f"{seconds(v)}\nn={n}" if v is not None else "-" for v, n in row]
                   for row in speeds]
         _matrix(ax_s, names, classes, values, labels, "Oranges", log=True)
     else:

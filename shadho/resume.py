@@ -98,16 +98,9 @@ def current_space_ids(store: Any, exp: int) -> set[str] | None:
 
 def best_trial(store: Any, exp: int, space_ids: Collection[str] | None = None) -> dict[str, Any] | None:
     """The lowest-loss COMPLETE trial (of ``space_ids`` only, when given) as a dict, or None."""
-    sql = ("SELECT id FROM trials WHERE experiment_id=? AND state='COMPLETE' AND loss IS NOT NULL")
-    args: list[Any] = [exp]
-    if space_ids is not None:
-        ids = list(space_ids)
-        sql += f" AND space_id IN ({','.join('?' * len(ids))})"
-        args += ids
-    row = store.conn.execute(sql + " ORDER BY loss, id LIMIT 1", args).fetchone()
-    if row is None:
+    t = store.best_trial(exp, space_ids)
+    if t is None:
         return None
-    t = store.trials(exp, ids=[row[0]])[0]
     return {"loss": t.loss, "params": t.params, "results": t.results, "searchspace": t.searchspace,
             "space_id": t.space_id, "id": t.id, "compute_class": t.compute_class, "worker": t.worker}
 

@@ -11,13 +11,14 @@ Example (command line)::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from shadho.errors import ShadhoError
 from shadho.summary import retry_candidates
 
-__all__ = ["requeue_failed", "main"]
+__all__ = ["requeue_failed", "add_arguments", "run", "main"]
 
 
 def requeue_failed(store: object, exp: int) -> list[int]:
@@ -27,28 +28,36 @@ def requeue_failed(store: object, exp: int) -> list[int]:
             for t in retry_candidates(trials)]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``shadho retry`` (a row of :data:`shadho.cli.COMMANDS`)."""
+    p.description = ("Queue the failed trials of an experiment again; the next run of its driver "
+                     "script (same exp_key) re-runs them.")
+    p.add_argument("results", help="the results file (.db)")
+    p.add_argument("exp_key", help="the experiment's key")
+
+
+def run(args: argparse.Namespace) -> int:
     """``shadho retry RESULTS EXP_KEY``: queue the failed trials of an experiment again."""
     from shadho.store import ResultsStore
 
-    p = argparse.ArgumentParser(prog="shadho retry", description="Queue the failed trials of an experiment "
-                                "again; the next run of its driver script (same exp_key) re-runs them.")
-    p.add_argument("results", help="the results file (.db)")
-    p.add_argument("exp_key", help="the experiment's key")
-    args = p.parse_args(argv)
-    try:
-        with ResultsStore(args.results) as store:
-            if args.exp_key not in store.experiments():
-                raise ShadhoError(f"{args.results} has no experiment {args.exp_key!r}; it has: "
-                                  f"{', '.join(store.experiments()) or 'none'}")
-            exp = store.open_experiment(args.exp_key)  # refuses while a live master owns it
-            try:
-                ids = requeue_failed(store, exp)
-            finally:
-                store.release(exp)
-    except ShadhoError as exc:
-        print(f"shadho retry: error: {exc}", file=sys.stderr)
-        return 1
+    if not os.path.isfile(args.results):  # never create a results file here
+        raise ShadhoError(f"{args.results}: no such results file")
+    with ResultsStore(args.results) as store:
+        if args.exp_key not in store.experiments():
+            raise ShadhoError(f"{args.results} has no experiment {args.exp_key!r}; it has: "
+                              f"{', '.join(store.experiments()) or 'none'}")
+        exp = store.open_experiment(args.exp_key)  # refuses while a live master owns it
+        try:
+            ids = requeue_failed(store, exp)
+        finally:
+            store.release(exp)
     print(f"shadho retry: {len(ids)} failed trial(s) of {args.exp_key} queued again; rerun the driver "
           f"script to evaluate them")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``shadho retry ARGS``; returns the exit status."""
+    from shadho.cli import main as shadho_main
+
+    return shadho_main(["retry", *(sys.argv[1:] if argv is None else argv)])

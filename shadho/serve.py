@@ -63,7 +63,7 @@ class ReportServer:
 
     def _read(self, known: str) -> tuple[str, Any] | None:
         """(version, data) when the file changed since ``known``, else None."""
-        from shadho.cli import open_store, select_experiment
+        from shadho.cli_read import open_store, select_experiment
         from shadho.report_data import load
 
         store = open_store(self.path)  # a fresh connection sees the writer's latest commit
@@ -72,16 +72,12 @@ class ReportServer:
             if chosen is None:
                 version = "empty"
             else:
-                store.conn.execute("BEGIN")
-                try:
-                    version = json.dumps(store.data_version(chosen[0]), default=str)
-                finally:
-                    store.conn.execute("ROLLBACK")
+                version = json.dumps(store.data_version(chosen[0]), default=str)
             if version == known:
                 return None
             return version, load(store, chosen[0] if chosen else None)
         finally:
-            store.conn.close()
+            store.close()
 
     def refresh(self) -> bool:
         """Rebuild the page if the results changed; returns whether it did."""
@@ -95,7 +91,7 @@ class ReportServer:
         with self._lock:
             self._page = page.encode("utf-8")
             self._files = {p["file"]: p["png"] for p in figures}
-            self._version, self._trials, self._built = version, data.snap["trials"], time.time()
+            self._version, self._trials, self._built = version, data.snap.trials, time.time()
         return True
 
     def _poll(self) -> None:

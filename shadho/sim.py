@@ -57,7 +57,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, default_queue_margin
+from shadho.managers import outcome
+from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, queue_margin
 from shadho.rung_task import accepts, call_with_budget
 from shadho.trial import Trial, TrialState
 
@@ -147,7 +148,7 @@ class SimulatedManager(ExecutionManager):
             return {k: len(v) for k, v in self._idle.items()}
         out = {}
         for k, n in self.workers.items():
-            margin = default_queue_margin(n) if self.queue_margin == "auto" else int(self.queue_margin)
+            margin = queue_margin(self.queue_margin, n)
             busy = n - len(self._idle[k])
             out[k] = max(0, n + margin - busy - len(self._queues[k]))
         return out
@@ -202,14 +203,10 @@ class SimulatedManager(ExecutionManager):
             extra = dict(worker=f"{key}-{w}", start_time=t, finish_time=t + dt, compute_class=key)
             if fail_p > 0 and self.rng.random() < fail_p:
                 outs.append(TrialOutcome(tid, False, error="simulated failure", **extra))
-            else:
-                try:
-                    fn = self._objective if budget is None else call_with_budget(self._objective,
-                                                                                 {budget.name: budget.value})
-                    loss, metrics = shadho_worker.normalize_result(fn(params))
-                    outs.append(TrialOutcome(tid, True, loss=loss, results=metrics, **extra))
-                except Exception as exc:  # noqa: BLE001 - a failing objective is a FAILED trial
-                    outs.append(TrialOutcome(tid, False, error=f"{type(exc).__name__}: {exc}", **extra))
+            else:  # the worker entry's own evaluation: the same outcome as on real workers
+                fn = self._objective if budget is None else call_with_budget(self._objective,
+                                                                             {budget.name: budget.value})
+                outs.append(outcome.answered(tid, shadho_worker.evaluate(fn, params), **extra))
             t += dt
         self._seq += 1
         self.submitted += 1

@@ -1,8 +1,9 @@
-"""``shadho status``: a snapshot of a search, as rich tables or parseable text.
+"""``shadho status`` as text: the plain and JSON renderers of a :class:`~shadho.snapshot.Snapshot`.
 
-:func:`collect` reads one consistent snapshot from a (read-only) results store;
-:func:`render_plain` writes it as tab-separated sections that :func:`parse_plain`
-reads back; :func:`render_rich` draws it as rich tables.
+:func:`~shadho.snapshot.collect` reads one consistent snapshot from a (read-only)
+results store; :func:`render_plain` writes it as tab-separated sections that
+:func:`parse_plain` reads back; :func:`render_json` writes it as one JSON object;
+:func:`shadho.status_rich.render_rich` draws it as rich tables.
 
 The plain format::
 
@@ -50,13 +51,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from typing import Any, Iterable
+from typing import Any, Mapping
 
-from shadho import resume
-from shadho.export import iso_time
-from shadho.failures import group_failures
-from shadho.trial import Trial, TrialState
+from shadho.formatting import flatten, number, short_labels, space_params
+from shadho.snapshot import DEFAULT_CLASS, LIVE_KEYS, Snapshot, collect, empty
+
+__all__ = ["collect", "empty", "render_plain", "render_json", "parse_plain", "Snapshot", "LEGEND",
+           "flatten", "short_labels", "space_params", "DEFAULT_CLASS"]
 
 SPACE_COLUMNS = ("space", "done", "failed", "running", "waiting", "best_loss", "trials_per_min",
                  "complexity", "uncertainty", "rank", "classes", "best_params")
@@ -66,8 +67,6 @@ FAILURE_COLUMNS = ("count", "example_trial", "cause")
 HEADER_KEYS = ("experiment", "file", "master", "workers", "in_flight", "running", "queued", "updated",
                "updated_at", "started", "elapsed_s", "trials", "finished", "budget", "eta_s",
                "best_loss", "best_space", "best_params")
-#: Keys shown only while a master runs.
-LIVE_KEYS = ("workers", "in_flight", "running", "queued")
 #: What every column and header key means (``[legend]`` in plain text, a legend in rich).
 LEGEND = {
     "done": "trials completed with a loss", "failed": "trials that failed (see [failures])",
@@ -82,206 +81,6 @@ LEGEND = {
     "elapsed_s": "seconds since the first trial", "eta_s": "estimated seconds until the budget or timeout ends",
     "updated": "seconds since the master last reported", "queued": "tasks waiting for a worker",
 }
-
-#: The name shown for trials run without compute classes.
-DEFAULT_CLASS = "default"
-
-
-# ---------------------------------------------------------------- collecting
-
-def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested params as ``{'dotted.path': value}``.
-
-    Example:
-        >>> flatten({'svm': {'rbf': {'C': 1.0, 'kernel': 'rbf'}}})
-        {'svm.rbf.C': 1.0, 'svm.rbf.kernel': 'rbf'}
-    """
-    if isinstance(params, dict):
-        out: dict[str, Any] = {}
-        for k, v in params.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: params}
-
-
-def short_labels(labels: Iterable[str]) -> dict[str, str]:
-    """Dotted labels without the prefix they share (``svm.rbf.C`` -> ``C``).
-
-    Example:
-        >>> short_labels(['svm.rbf.C', 'svm.rbf.gamma'])
-        {'svm.rbf.C': 'C', 'svm.rbf.gamma': 'gamma'}
-        >>> short_labels(['a.x', 'b.x'])
-        {'a.x': 'a.x', 'b.x': 'b.x'}
-    """
-    labels = list(labels)
-    parts = [lab.split(".") for lab in labels]
-    common = 0
-    if parts:
-        shortest = min(len(p) for p in parts)
-        while common < shortest - 1 and len({p[common] for p in parts}) == 1:
-            common += 1
-    return {lab: ".".join(p[common:]) for lab, p in zip(labels, parts)}
-
-
-def space_params(params: dict[str, Any], dims: Iterable[str]) -> dict[str, Any]:
-    """The sampled hyperparameters of a trial, by short name (all params when no dims)."""
-    flat = flatten(params)
-    dims = [d for d in dims if d in flat]
-    if not dims:
-        return flat
-    names = short_labels(dims)
-    return {names[d]: flat[d] for d in dims}
-
-
-def _rate(n: int, first: float | None, last: float | None) -> float | None:
-    if n == 0 or first is None or last is None:
-        return None
-    return n / max((last - first) / 60.0, 1e-9) if last > first else None
-
-
-def _group_row(trials: list[Trial], start: float | None, end: float | None) -> dict[str, Any]:
-    by_state = {s: 0 for s in TrialState}
-    for t in trials:
-        by_state[t.state] += 1
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.loss is not None]
-    best = min(complete, key=lambda t: (t.loss, t.id)) if complete else None
-    finished = by_state[TrialState.COMPLETE] + by_state[TrialState.FAILED]
-    return {"done": by_state[TrialState.COMPLETE], "failed": by_state[TrialState.FAILED],
-            "running": by_state[TrialState.RUNNING], "waiting": by_state[TrialState.WAITING],
-            "best_loss": best.loss if best else None, "best_trial": best,
-            "trials_per_min": _rate(finished, start, end)}
-
-
-def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool = False) -> dict[str, Any]:
-    """One consistent snapshot of experiment ``exp`` (a JSON-able dict).
-
-    All reads happen in one read transaction, so a master committing meanwhile is
-    seen entirely or not at all. Only the spaces of the spec the master last ran with
-    count, unless ``all_spaces`` (see :mod:`shadho.resume`).
-    """
-    conn = store.conn
-    in_tx = conn.in_transaction
-    if not in_tx:
-        conn.execute("BEGIN")
-    try:
-        spaces = store.spaces(exp)
-        trials = store.trials(exp)
-        stats = {r["space_id"]: r for r in store.space_stats(exp, latest=True)}
-        progress = store.progress(exp)
-        key = exp_key or next((k for k in store.experiments() if store.experiment_id(k) == exp), "?")
-        settings = store.settings(exp)
-        runs = store.runs(exp)
-        current = resume.current_space_ids(store, exp)
-    finally:
-        if not in_tx:
-            conn.execute("ROLLBACK")
-    if current is not None and not all_spaces:
-        spaces, trials = [s for s in spaces if s["id"] in current], [t for t in trials if t.space_id in current]
-    spaces = resume.label_spaces(spaces, current)
-    return _snapshot(store.path, key, settings, spaces, trials, stats, progress, runs)
-
-
-def _snapshot(path: str, key: str, settings: dict[str, Any], spaces: list[dict[str, Any]],
-              trials: list[Trial], stats: dict[str, Any], progress: dict[str, Any],
-              runs: list[dict[str, Any]]) -> dict[str, Any]:
-    now = time.time()
-    running_master = bool(progress.get("running_master"))
-    starts = [t.submit_time for t in trials if t.submit_time is not None]
-    ends = [t.finish_time for t in trials if t.finish_time is not None]
-    start = min(starts) if starts else None
-    end = now if running_master else (max(ends) if ends else None)
-
-    dims_of = {s["id"]: list(s.get("dims", {})) for s in spaces}
-    space_rows = _space_rows(spaces, trials, stats, start, end)
-    class_rows = _class_rows(settings, trials, start, end)
-    overall = _group_row(trials, start, end)
-    best = overall["best_trial"]
-    beat = progress.get("time")
-    live = {k: progress.get(k) if running_master else None for k in LIVE_KEYS}
-    finished = overall["done"] + overall["failed"]
-    return {
-        "experiment": key, "file": path,
-        "master": "running" if running_master else "stopped", **live,
-        "updated": (now - beat) if isinstance(beat, (int, float)) else None,
-        "updated_at": iso_time(beat) if isinstance(beat, (int, float)) else None,
-        "started": iso_time(start), "elapsed_s": _elapsed(start, end, runs, running_master, now),
-        "trials": len(trials), "finished": finished, "budget": settings.get("max_tasks"),
-        "eta_s": _eta(settings, runs, trials, finished, start, now) if running_master else None,
-        "failures": [{"count": g.count, "example_trial": g.example_trial_id, "cause": g.message}
-                     for g in group_failures(trials)],
-        "best_loss": best.loss if best else None,
-        "best_space": best.searchspace if best else None,
-        "best_params": space_params(best.params, dims_of.get(best.space_id, [])) if best else None,
-        "spaces": space_rows, "classes": class_rows,
-    }
-
-
-def _space_rows(spaces: list[dict[str, Any]], trials: list[Trial], stats: dict[str, Any],
-                start: float | None, end: float | None) -> list[dict[str, Any]]:
-    dims_of = {s["id"]: list(s.get("dims", {})) for s in spaces}
-    names = {s["id"]: s["name"] for s in spaces}
-    order = [s["id"] for s in spaces] + sorted({t.space_id for t in trials} - set(names))
-    rows = []
-    for sid in order:
-        row = _group_row([t for t in trials if t.space_id == sid], start, end)
-        best = row.pop("best_trial")
-        st = stats.get(sid, {})
-        rows.append({
-            "space": names.get(sid, sid), "space_id": sid, **row,
-            "complexity": st.get("complexity"), "uncertainty": st.get("uncertainty"),
-            "rank": st.get("rank"),
-            "classes": [DEFAULT_CLASS if c is None else c for c in st.get("classes", [])],
-            "best_params": space_params(best.params, dims_of.get(sid, [])) if best else None})
-    return rows
-
-
-def _class_rows(settings: dict[str, Any], trials: list[Trial], start: float | None,
-                end: float | None) -> list[dict[str, Any]]:
-    declared = list(settings.get("compute_classes") or [])
-    seen = {t.compute_class or DEFAULT_CLASS for t in trials}
-    rows = []
-    for cls in declared + sorted(seen - set(declared)):
-        group = [t for t in trials if (t.compute_class or DEFAULT_CLASS) == cls]
-        row = _group_row(group, start, end)
-        row.pop("best_trial")
-        runtimes = [t.runtime for t in group if t.runtime is not None]
-        rows.append({"class": cls, **row,
-                     "mean_runtime_s": sum(runtimes) / len(runtimes) if runtimes else None})
-    return rows
-
-
-def _elapsed(start: float | None, end: float | None, runs: list[dict[str, Any]], running: bool,
-             now: float) -> float | None:
-    """Seconds from the first trial (or, before one, from the run's start) to now or the last result."""
-    if start is None and running and runs:
-        start = runs[-1]["start"]
-    if start is None:
-        return None
-    return max(0.0, (now if running else (end or start)) - start)
-
-
-def _eta(settings: dict[str, Any], runs: list[dict[str, Any]], trials: list[Trial], finished: int,
-         start: float | None, now: float) -> float | None:
-    """Seconds until the budget is spent at this run's rate so far, capped by its timeout."""
-    etas = []
-    budget = settings.get("max_tasks")
-    since = runs[-1]["start"] if runs else start  # a resumed run's rate, not the gap before it
-    if budget is not None and since is not None and now > since:
-        n = sum(1 for t in trials if t.state.finished and (t.finish_time or 0) >= since)
-        if n:
-            etas.append(max(0.0, budget - finished) * (now - since) / n)
-    timeout = settings.get("timeout")
-    if isinstance(timeout, (int, float)) and runs:
-        etas.append(max(0.0, runs[-1]["start"] + timeout - now))
-    return min(etas) if etas else None
-
-
-def empty(path: str) -> dict[str, Any]:
-    """The snapshot of a results file that holds no experiment yet."""
-    out: dict[str, Any] = {k: None for k in HEADER_KEYS}
-    out.update(file=path, master="stopped", trials=0, finished=0, spaces=[], classes=[], failures=[])
-    return out
-
 
 # ---------------------------------------------------------------- plain text
 
@@ -304,7 +103,7 @@ def _cell(value: Any, seconds: bool = False, digits: int = 6) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "-"
-        return f"{value:.1f}" if seconds else f"{value:.{digits}g}"
+        return f"{value:.1f}" if seconds else number(value, digits)
     if isinstance(value, (dict, list)):
         return json.dumps(_rounded(value), separators=(", ", ": "), default=str)
     return " ".join(str(value).split())  # no tabs or newlines inside a cell
@@ -314,19 +113,27 @@ def _is_seconds(key: str) -> bool:
     return key.endswith("_s") or key == "updated"
 
 
-def render_plain(snap: dict[str, Any]) -> str:
-    """Tab-separated sections (see the module docstring); ends with a blank line."""
+def render_json(snap: Snapshot) -> str:
+    """The snapshot as one line of JSON (``shadho status --json``)."""
+    return json.dumps(snap.to_dict(), default=str)
+
+
+def render_plain(snap: Snapshot | Mapping[str, Any]) -> str:
+    """Tab-separated sections (see the module docstring); ends with a blank line.
+    ``snap`` may also be the JSON form (:meth:`Snapshot.to_dict`, ``shadho status --json``)."""
+    if not isinstance(snap, Snapshot):
+        snap = Snapshot.from_dict(snap)
     lines = []
     for key in HEADER_KEYS:
-        if key in LIVE_KEYS and snap.get("master") != "running":
+        if key in LIVE_KEYS and snap.master != "running":
             continue
-        lines.append(f"{key}\t{_cell(snap.get(key), _is_seconds(key))}")
+        lines.append(f"{key}\t{_cell(getattr(snap, key), _is_seconds(key))}")
     lines.append("")
     for section, columns in (("spaces", SPACE_COLUMNS), ("classes", CLASS_COLUMNS),
                              ("failures", FAILURE_COLUMNS)):
         lines.append(f"[{section}]")
         lines.append("\t".join(columns))
-        for row in snap.get(section, []):
+        for row in getattr(snap, section):
             lines.append("\t".join(_cell(row.get(c), _is_seconds(c), 3 if c == "trials_per_min" else 6)
                                     for c in columns))
         lines.append("")

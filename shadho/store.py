@@ -3,7 +3,9 @@
 One file holds experiments, their search spaces (with complexity, uncertainty,
 rank and assigned compute classes over time) and every trial. The master writes
 as results arrive (WAL mode, one transaction per batch); readers such as
-``shadho status`` open it read-only while the master runs.
+``shadho status`` open it read-only while the master runs. This module holds the
+writes; the reads are in :mod:`shadho.store_reads`, the tables in
+:mod:`shadho.store_schema`, the ownership lease in :mod:`shadho.lease`.
 
 Example:
     >>> import tempfile, os
@@ -23,16 +25,18 @@ import os
 import sqlite3
 import socket
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 from shadho import lease as _lease
 from shadho import store_integrity as _integrity
 from shadho.errors import StoreError
+from shadho.store_reads import ExperimentData, StoreReads
 from shadho.store_schema import SCHEMA_VERSION, create_schema
-from shadho.trial import Trial, TrialState
+from shadho.trial import TrialState
+
+__all__ = ["ResultsStore", "TrialUpdate", "ExperimentData", "SCHEMA_VERSION", "LOCK_STALE_AFTER"]
 
 #: Seconds without a heartbeat after which a lease whose OS lock is free may be taken over.
 LOCK_STALE_AFTER = _lease.LEASE_TTL
@@ -58,8 +62,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
-class ResultsStore:
-    """A shadho results file (SQLite).
+class ResultsStore(StoreReads):
+    """A shadho results file (SQLite): the writes here, the reads from :class:`StoreReads`.
 
     Args:
         path: the ``.db``/``.sqlite`` file; created when missing unless ``readonly``.
@@ -167,6 +171,11 @@ class ResultsStore:
                 held.release(None)
             self.conn.close()
 
+    def abandon(self) -> None:
+        """Close the file without releasing or writing anything: for an open that failed
+        half-way, so that the error which stopped it is the one raised."""
+        self.conn.close()
+
     def __enter__(self) -> "ResultsStore":
         return self
 
@@ -174,13 +183,6 @@ class ResultsStore:
         self.close()
 
     # ------------------------------------------------------------ experiments
-
-    def experiment_id(self, exp_key: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM experiments WHERE exp_key=?", (exp_key,)).fetchone()
-        return None if row is None else int(row[0])
-
-    def experiments(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT exp_key FROM experiments ORDER BY id")]
 
     def open_experiment(self, exp_key: str, settings: dict[str, Any] | None = None,
                         lock: bool = True) -> int:
@@ -229,25 +231,12 @@ class ResultsStore:
             held.release(None)
             self._owned.pop(exp, None)
 
-    def settings(self, exp: int) -> dict[str, Any]:
-        row = self.conn.execute("SELECT settings FROM experiments WHERE id=?", (exp,)).fetchone()
-        return json.loads(row[0]) if row else {}
-
     def set_progress(self, exp: int, progress: dict[str, Any]) -> None:
         """Record live figures (workers connected, tasks running) and beat the lock's heartbeat."""
         now = time.time()
         with self._tx() as c:
             c.execute("UPDATE experiments SET progress=?, heartbeat=? WHERE id=?",
                       (_dumps({**progress, "time": now}), now, exp))
-
-    def progress(self, exp: int) -> dict[str, Any]:
-        row = self.conn.execute("SELECT progress, owner_pid, owner_host, heartbeat FROM experiments "
-                                "WHERE id=?", (exp,)).fetchone()
-        if row is None:
-            return {}
-        out = json.loads(row[0] or "{}")
-        out["running_master"] = _lease.running(self.path, exp, row[2], row[3], row[1])
-        return out
 
     # ------------------------------------------------------------ spaces
 
@@ -256,11 +245,6 @@ class ResultsStore:
         with self._tx() as c:
             c.executemany("INSERT OR IGNORE INTO spaces VALUES (?,?,?,?)",
                           [(exp, s.id, s.name, json.dumps(s.describe(), default=str)) for s in spaces])
-
-    def spaces(self, exp: int) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT space_id, name, description FROM spaces WHERE experiment_id=? "
-                                 "ORDER BY rowid", (exp,))
-        return [{"id": r[0], "name": r[1], **json.loads(r[2])} for r in rows]
 
     def record_space_stats(self, exp: int, rows: Iterable[dict[str, Any]]) -> None:
         """Append one snapshot per space: n_complete, complexity, uncertainty, rank, classes."""
@@ -273,22 +257,6 @@ class ResultsStore:
                   r.get("uncertainty"), r.get("rank"), _dumps(list(r.get("classes", []))),
                   r.get("performance"), r.get("share"))
                  for r in rows])
-
-    def space_stats(self, exp: int, latest: bool = False) -> list[dict[str, Any]]:
-        """Snapshots over time (or only the newest per space)."""
-        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(space_stats)")}
-        extra = ", performance, share" if "share" in cols else ", NULL, NULL"
-        sql = ("SELECT space_id, time, n_complete, complexity, uncertainty, rank, classes" + extra +
-               " FROM space_stats WHERE experiment_id=?")
-        if latest:
-            sql += (" AND rowid IN (SELECT MAX(rowid) FROM space_stats WHERE experiment_id=? "
-                    "GROUP BY space_id)")
-            rows = self.conn.execute(sql + " ORDER BY rowid", (exp, exp))
-        else:
-            rows = self.conn.execute(sql + " ORDER BY rowid", (exp,))
-        keys = ("space_id", "time", "n_complete", "complexity", "uncertainty", "rank", "classes",
-                "performance", "share")
-        return [{**dict(zip(keys, r)), "classes": json.loads(r[6])} for r in rows]
 
     # ------------------------------------------------------------ trials
 
@@ -359,102 +327,20 @@ class ResultsStore:
                       (exp,))
         return ids
 
-    def counts(self, exp: int) -> dict[str, int]:
-        """Number of trials per state."""
-        out = {s.value: 0 for s in TrialState}
-        for state, n in self.conn.execute(
-                "SELECT state, COUNT(*) FROM trials WHERE experiment_id=? GROUP BY state", (exp,)):
-            out[state] = n
-        return out
-
-    def trials(self, exp: int, state: TrialState | None = None,
-               ids: Sequence[int] | None = None) -> list[Trial]:
-        """Trial records (fresh copies), oldest first."""
-        return list(self.iter_trials(exp, state, ids))
-
-    def iter_trials(self, exp: int, state: TrialState | None = None,
-                    ids: Sequence[int] | None = None) -> Iterator[Trial]:
-        names = {s["id"]: s["name"] for s in self.spaces(exp)}
-        sql = ("SELECT id, space_id, state, params, x, loss, results, error, compute_class, worker, "
-               "submit_time, start_time, finish_time, attempts FROM trials WHERE experiment_id=?")
-        args: list[Any] = [exp]
-        if state is not None:
-            sql += " AND state=?"
-            args.append(TrialState(state).value)
-        if ids is not None:
-            sql += f" AND id IN ({','.join('?' * len(ids))})"
-            args.extend(ids)
-        for r in self.conn.execute(sql + " ORDER BY id", args):
-            yield Trial(
-                id=r[0], space_id=r[1], searchspace=names.get(r[1], r[1]), state=TrialState(r[2]),
-                params=json.loads(r[3]), x=tuple(json.loads(r[4])), loss=r[5],
-                results=json.loads(r[6] or "{}"), error=r[7], compute_class=r[8], worker=r[9],
-                submit_time=r[10], start_time=r[11], finish_time=r[12], attempts=r[13])
-
-    # ------------------------------------------------------------ export
-
-    def export_json(self, exp: int, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-        """The experiment as one JSON-able dict (written to ``path`` when given)."""
-        key = self.conn.execute("SELECT exp_key FROM experiments WHERE id=?", (exp,)).fetchone()[0]
-        doc = {"format": "shadho", "schema_version": SCHEMA_VERSION, "exp_key": key,
-               "settings": self.settings(exp), "spaces": self.spaces(exp),
-               "space_stats": self.space_stats(exp),
-               "trials": [t.to_dict() for t in self.iter_trials(exp)]}
-        rungs = self.rungs(exp)
-        if rungs:  # a multi-fidelity search: which trial ran which configuration at which budget
-            doc["rungs"] = [dataclasses.asdict(r) for r in rungs]
-        if path is not None:
-            tmp = f"{path}.tmp{os.getpid()}"
-            with open(tmp, "w") as fh:
-                json.dump(doc, fh, indent=1, default=str)
-            os.replace(tmp, path)
-        return doc
-
-    def export_csv(self, exp: int, path: str | os.PathLike[str]) -> None:
-        """One row per trial, columns grouped as :mod:`shadho.export` describes."""
-        from shadho.export import write_csv
-
-        write_csv(path, self.iter_trials(exp), [s["id"] for s in self.spaces(exp)])
-
-    def to_dataframe(self, exp: int) -> Any:
-        """A pandas DataFrame, one row per trial, columns as in the CSV export (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            from shadho.errors import MissingDependencyError
-
-            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from None
-        from shadho.export import trial_rows
-
-        rows, cols = trial_rows(self.iter_trials(exp), [s["id"] for s in self.spaces(exp)],
-                                none_param=None)
-        return pd.DataFrame(rows, columns=cols)
-
-    # ------------------------------------------------------------ reads for reports
-    # Master runs (a resume is every run after the first) and a cheap change marker that
-    # ``shadho report --serve`` polls before it rebuilds its page.
-
-    def runs(self, exp: int) -> list[dict[str, Any]]:
-        """Each master run of ``exp``: ``{'start': epoch seconds, 'host', 'pid'}``, oldest first
-        (files written before runs were recorded give an empty list)."""
-        if not self._has_table("runs"):
-            return []
-        rows = self.conn.execute("SELECT start, host, pid FROM runs WHERE experiment_id=? ORDER BY start",
-                                 (exp,))
-        return [{"start": r[0], "host": r[1], "pid": r[2]} for r in rows]
-
-    def data_version(self, exp: int) -> tuple[Any, ...]:
-        """A tuple that changes whenever trials or space snapshots of ``exp`` change."""
-        trials = self.conn.execute(
-            "SELECT COUNT(*), SUM(state IN ('COMPLETE','FAILED')), SUM(state='RUNNING'), MAX(finish_time) "
-            "FROM trials WHERE experiment_id=?", (exp,)).fetchone()
-        stats = self.conn.execute("SELECT COUNT(*) FROM space_stats WHERE experiment_id=?",
-                                  (exp,)).fetchone()
-        return (*trials, *stats)
-
-    def _has_table(self, name: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                                 (name,)).fetchone() is not None
+    def restore(self, exp: int, doc: dict[str, Any]) -> None:
+        """Insert the spaces and trials of an exported experiment ``doc`` (see
+        :meth:`export_json`) into ``exp``, keeping their ids."""
+        with self._tx() as c:
+            c.executemany("INSERT OR IGNORE INTO spaces VALUES (?,?,?,?)",
+                          [(exp, s["id"], s["name"], json.dumps(s)) for s in doc.get("spaces", [])])
+            c.executemany(
+                "INSERT INTO trials (id, experiment_id, space_id, state, params, x, loss, results, "
+                "error, compute_class, worker, submit_time, start_time, finish_time, attempts) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(t["id"], exp, t["space_id"], t["state"], _dumps(t["params"]), _dumps(t["x"]),
+                  t["loss"], _dumps(t["results"]), t["error"], t["compute_class"], t["worker"],
+                  t["submit_time"], t["start_time"], t["finish_time"], t["attempts"])
+                 for t in doc.get("trials", [])])
 
     def _record_run(self, c: sqlite3.Connection, exp: int, now: float, host: str, pid: int) -> None:
         c.execute("CREATE TABLE IF NOT EXISTS runs (experiment_id INTEGER NOT NULL, start REAL NOT NULL, "
@@ -481,9 +367,3 @@ class ResultsStore:
                 self._owned[exp].beat(c)
         self._note_trial(exp)
         return int(cur.lastrowid)
-
-    def rungs(self, exp: int) -> list[Any]:
-        """The experiment's rung records (:class:`shadho.store_rungs.RungRecord`), oldest first."""
-        from shadho.store_rungs import read_rungs
-
-        return read_rungs(self.conn, exp)

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from shadho.errors import StoreError
-from shadho.store import SCHEMA_VERSION, ResultsStore, _dumps
+from shadho.store import SCHEMA_VERSION, ResultsStore
 
 
 class JsonMirroredStore(ResultsStore):
@@ -50,17 +50,7 @@ class JsonMirroredStore(ResultsStore):
         doc = self._doc
         if doc is not None and doc.get("exp_key") == exp_key:
             self._doc = None
-            with self._tx() as c:
-                c.executemany("INSERT OR IGNORE INTO spaces VALUES (?,?,?,?)",
-                              [(exp, s["id"], s["name"], json.dumps(s)) for s in doc.get("spaces", [])])
-                for t in doc.get("trials", []):
-                    c.execute(
-                        "INSERT INTO trials (id, experiment_id, space_id, state, params, x, loss, results, "
-                        "error, compute_class, worker, submit_time, start_time, finish_time, attempts) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (t["id"], exp, t["space_id"], t["state"], _dumps(t["params"]), _dumps(t["x"]),
-                         t["loss"], _dumps(t["results"]), t["error"], t["compute_class"], t["worker"],
-                         t["submit_time"], t["start_time"], t["finish_time"], t["attempts"]))
+            self.restore(exp, doc)
         self._exp_key = exp_key
         self._exp_id = exp
         return exp

@@ -70,7 +70,7 @@ def open_store(settings: SearchSettings, spaces: Sequence[SearchSpace], classes:
         resume.report_spec_changes(store, exp, settings.exp_key, spaces, previous)
         store.register_spaces(exp, spaces)
     except BaseException:
-        store.conn.close()
+        store.abandon()
         raise
     return store, exp
 

@@ -19,7 +19,8 @@ from collections import Counter
 from typing import Any, Sequence
 
 from shadho.failures import group_failures
-from shadho.trial import Trial, TrialState
+from shadho.formatting import number
+from shadho.trial import Trial, TrialState, best_of
 
 __all__ = ["resume_message", "end_summary", "failure_report", "retry_candidates", "to_dataframes",
            "say_resume", "say_end", "exit_after_interrupt"]
@@ -73,10 +74,9 @@ def end_summary(exp_key: str, trials: Sequence[Trial], elapsed: float | None = N
     took = f" in {elapsed:.0f} s" if elapsed is not None else ""
     lines = [f"shadho: {exp_key}: {len(trials)} trials{took} ({c['COMPLETE']} complete, {c['FAILED']} failed, "
              f"{c['WAITING'] + c['RUNNING']} unfinished)"]
-    done = [t for t in trials if t.state is TrialState.COMPLETE and t.loss is not None]
-    if done:
-        best = min(done, key=lambda t: (t.loss, t.id))
-        lines.append(f"  best loss {best.loss:.6g} (trial {best.id}, search space {best.searchspace!r}): "
+    best = best_of(trials)
+    if best is not None:
+        lines.append(f"  best loss {number(best.loss, 6)} (trial {best.id}, search space {best.searchspace!r}): "
                      f"{best.params}")
     else:
         lines.append("  no trial completed: see the errors below or `shadho status`")

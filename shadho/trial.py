@@ -1,9 +1,14 @@
-"""Trial records and their states."""
+"""Trial records, their states, and which of them is best.
+
+"Best" means one thing everywhere (status, report, the end-of-run summary, ``Shadho.best``
+and the store's :meth:`~shadho.store_reads.StoreReads.best_trial`): the lowest loss of a
+COMPLETE trial, ties going to the oldest trial.
+"""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 
 class TrialState(str, enum.Enum):
@@ -67,3 +72,25 @@ class Trial:
             "worker": self.worker, "submit_time": self.submit_time, "start_time": self.start_time,
             "finish_time": self.finish_time, "attempts": self.attempts, "x": list(self.x),
         }
+
+
+def completed(trials: Iterable[Trial]) -> list[Trial]:
+    """The COMPLETE trials that have a loss, in their order."""
+    return [t for t in trials if t.state is TrialState.COMPLETE and t.loss is not None]
+
+
+def ranked(trials: Iterable[Trial]) -> list[Trial]:
+    """The completed trials, best first (lowest loss; ties: the oldest).
+
+    Example:
+        >>> ts = [Trial(i, 's', 's', TrialState.COMPLETE, {}, loss=v) for i, v in ((1, .5), (2, .1), (3, .1))]
+        >>> [t.id for t in ranked(ts)], best_of(ts).id, best_of([])
+        ([2, 3, 1], 2, None)
+    """
+    return sorted(completed(trials), key=lambda t: (t.loss, t.id))
+
+
+def best_of(trials: Iterable[Trial]) -> Trial | None:
+    """The best completed trial (see :func:`ranked`), or None."""
+    done = completed(trials)
+    return min(done, key=lambda t: (t.loss, t.id)) if done else None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shadho import Shadho
-from shadho import cli
+from shadho import cli, cli_read
 from shadho.status import parse_plain, render_plain
 from shadho.store import ResultsStore
 
@@ -121,7 +121,7 @@ def test_status_json_and_render_roundtrip(db, capsys):
 
 def test_status_rich_tables(db, capsys, monkeypatch):
     import rich  # noqa: F401 - installed by the test extras; a missing one must fail
-    monkeypatch.setattr(cli, "_stdout_is_tty", lambda: True)
+    monkeypatch.setattr(cli_read, "_stdout_is_tty", lambda: True)
     rc, out, _ = run_cli(capsys, "status", db)
     assert rc == 0
     assert "search spaces" in out and "compute classes" in out
@@ -339,29 +339,46 @@ def test_top_level_help_lists_commands(capsys):
 
 # ---------------------------------------------------------------- dispatch
 
-@pytest.mark.parametrize("command,module", [("demo", "shadho.demo"), ("workers", "shadho.batch.cli")])
-def test_dispatch_passes_raw_arguments(command, module, monkeypatch, capsys):
+@pytest.mark.parametrize("command,option", [("demo", "--quick"), ("workers", "--manager"),
+                                            ("retry", "exp_key"), ("plan", "--pool")])
+def test_every_command_is_a_row_of_the_one_table(command, option, capsys):
+    rc, out, _ = run_cli(capsys, command, "--help")
+    assert rc == 0 and f"usage: shadho {command}" in out and option in out
+
+
+@pytest.mark.parametrize("argv", [["workers", "slurm", "--manager", "nohost"],
+                                  ["retry", "/no/such/file.db", "e"],
+                                  ["plan", "/no/such/file.db", "--pool", "cpu=2", "--hours", "1"]])
+def test_every_command_fails_with_the_one_prefix(argv, capsys):
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 1 and err.startswith("shadho: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_a_command_runs_with_parsed_arguments(monkeypatch, capsys):
     seen = []
-    fake = types.ModuleType(module)
-    fake.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, module, fake)
-    rc, _, _ = run_cli(capsys, command, "--quick", "--help")
-    assert rc == 3 and seen == [["--quick", "--help"]]
+    fake = types.ModuleType("shadho.demo")
+    fake.add_arguments = lambda p: p.add_argument("--quick", action="store_true")
+    fake.run = lambda args: seen.append(args.quick) or 3
+    monkeypatch.setitem(sys.modules, "shadho.demo", fake)
+    rc, _, _ = run_cli(capsys, "demo", "--quick")
+    assert rc == 3 and seen == [True]
 
 
-def test_dispatch_to_a_missing_module(monkeypatch, capsys):
-    monkeypatch.setitem(cli._DISPATCH, "demo", ("shadho._no_such_module", "x"))
+def test_a_command_whose_module_is_missing(monkeypatch, capsys):
+    monkeypatch.setitem(cli.COMMANDS, "demo", cli.Command("shadho._no_such_module", "x"))
     rc, _, err = run_cli(capsys, "demo")
     assert rc == 1 and "not available" in err and err.count("\n") == 1
 
 
-def test_dispatch_reports_a_missing_dependency(monkeypatch, capsys):
+def test_a_command_reports_a_missing_dependency(monkeypatch, capsys):
     fake = types.ModuleType("shadho.demo")
 
-    def main(argv):
+    def run(args):
         import sklearn_not_installed_here  # noqa: F401
 
-    fake.main = main
+    fake.add_arguments = lambda p: None
+    fake.run = run
     monkeypatch.setitem(sys.modules, "shadho.demo", fake)
     rc, _, err = run_cli(capsys, "demo")
     assert rc == 1 and "sklearn_not_installed_here" in err and "Traceback" not in err
@@ -467,3 +484,14 @@ def test_export_csv_groups_columns_and_tells_none_from_not_applicable(tmp_path, 
         iso = datetime.datetime.fromisoformat(r["finish_time_iso"])
         assert abs(iso.timestamp() - float(r["finish_time"])) < 0.001
         assert r["error"] == ""  # nothing failed: empty, not "None"
+
+
+def test_the_snapshot_json_form_round_trips_and_renders_alike(db):
+    from shadho.snapshot import Snapshot
+    from shadho.status import collect, render_json
+
+    with ResultsStore(db, readonly=True) as r:
+        snap = collect(r, r.experiment_id("t"))
+    again = Snapshot.from_dict(json.loads(render_json(snap)))
+    assert again == snap
+    assert render_plain(again) == render_plain(snap.to_dict()) == render_plain(snap)

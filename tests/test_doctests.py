@@ -16,10 +16,13 @@ MODULES = ["shadho", "shadho.spaces", "shadho.domains", "shadho.search_space", "
            "shadho.heuristics.strength", "shadho.sim", "shadho.samplers.tpe", "shadho.samplers.gp",
            "shadho.samplers.random", "shadho.managers.workqueue", "shadho.demo", "shadho.lease",
            "shadho.store_integrity", "shadho.store_schema", "shadho.resume", "shadho.spec_checks",
-           "shadho.managers.task_shell"]
+           "shadho.managers.task_shell", "shadho.managers.base", "shadho.managers.outcome",
+           "shadho.managers.wq_results", "shadho.managers.wq_pool", "shadho.managers.tmpdirs",
+           "shadho.managers.local_workers", "shadho.managers.packaging", "shadho.managers.wq_setup"]
 MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadho.report_params",
             "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
-            "shadho.status_rich"]
+            "shadho.status_rich", "shadho.store_reads", "shadho.snapshot", "shadho.formatting",
+            "shadho.cli_args", "shadho.cli_read"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -449,7 +449,8 @@ print('clean exit', flush=True)
 def test_second_master_process_gets_store_locked_error(db, tmp_path):
     script = tmp_path / "m.py"
     script.write_text(_HOLDER.format(db=db))
-    first = subprocess.Popen([sys.executable, str(script), "10"], stdout=subprocess.PIPE, text=True)
+    # 40 trials of 0.3 s on one worker: still running when the second starts on a loaded machine.
+    first = subprocess.Popen([sys.executable, str(script), "40"], stdout=subprocess.PIPE, text=True)
     try:
         assert _wait_for(lambda: _counts(db).get("COMPLETE", 0) >= 1, 60)
         second = subprocess.run([sys.executable, str(script), "50"], capture_output=True, text=True, timeout=60)
@@ -461,7 +462,7 @@ def test_second_master_process_gets_store_locked_error(db, tmp_path):
             first.kill()
     assert first.returncode == 0 and "clean exit" in out
     trials = _store_trials(db)
-    assert [t.id for t in trials] == list(range(1, 11))  # the second master wrote nothing
+    assert [t.id for t in trials] == list(range(1, 41))  # the second master wrote nothing
     assert all(t.state == TrialState.COMPLETE for t in trials)
 
 

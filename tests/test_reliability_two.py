@@ -296,9 +296,9 @@ def test_a_resume_with_a_changed_spec_says_what_changed_and_follows_the_new_spec
     again.close()
     with ResultsStore(db, readonly=True) as r:
         snap = status.collect(r, 1)
-        names = [row["space"] for row in snap["spaces"]]
-        assert sorted(names) == ["m/svm", "m/tree"] and snap["best_space"] != "m/knn", names
-        every = [row["space"] for row in status.collect(r, 1, all_spaces=True)["spaces"]]
+        names = [row["space"] for row in snap.spaces]
+        assert sorted(names) == ["m/svm", "m/tree"] and snap.best_space != "m/knn", names
+        every = [row["space"] for row in status.collect(r, 1, all_spaces=True).spaces]
     assert len(every) == len(set(every)) == 4, every  # no two rows with the same name
 
 

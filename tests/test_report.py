@@ -199,7 +199,11 @@ def test_data_tables_behind_the_plots(report):
     assert sum(n for row in speeds for _, n in row) == sum(t.loss is not None for t in data.trials)
     timeline = report_data.assignment_timeline(data)
     assert set(timeline) == {s["id"] for s in data.spaces}
-    rows = importance(data.spaces[1], data.trials)  # rbf: C matters (loss grows with (C-1)^2)
+    # C matters in every space (the loss grows with (C-1)^2); the space with the most
+    # completed trials (how 30 trials split over 3 spaces depends on the workers' timing).
+    done = [t.space_id for t in data.trials if t.loss is not None]
+    space = max(data.spaces, key=lambda s: done.count(s["id"]))
+    rows = importance(space, data.trials)
     assert rows is not None and rows[0][0] == "C" and rows[0][1] > rows[1][1]
 
 

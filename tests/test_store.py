@@ -28,6 +28,13 @@ def _fill(store: ResultsStore, exp: int, n: int = 4) -> list[int]:
     return ids
 
 
+def _experiment(store: ResultsStore, n: int, settings: dict | None = None) -> tuple[int, list[int]]:
+    """Experiment 'e' with both spaces registered and ``n`` running trials."""
+    exp = store.open_experiment("e", settings)
+    store.register_spaces(exp, SPACES)
+    return exp, _fill(store, exp, n)
+
+
 def test_round_trip(db):
     with ResultsStore(db) as s:
         exp = s.open_experiment("e", {"k": 1})
@@ -130,9 +137,7 @@ def test_foreign_sqlite_newer_schema_truncated_and_missing(tmp_path, db):
 
 def test_export_json_csv_dataframe(db, tmp_path):
     with ResultsStore(db) as s:
-        exp = s.open_experiment("e")
-        s.register_spaces(exp, SPACES)
-        ids = _fill(s, exp, 2)
+        exp, ids = _experiment(s, 2)
         s.finish_trials([TrialUpdate(ids[0], TrialState.COMPLETE, loss=0.5, results={"m": {"k": 1}})])
         doc = s.export_json(exp, tmp_path / "out.json")
         assert json.load(open(tmp_path / "out.json")) == json.loads(json.dumps(doc))
@@ -198,3 +203,47 @@ def test_space_stats_over_time_with_performance_and_share(db):
         assert rows[0]["performance"] == 0.5 and rows[0]["share"] == 0.7 and rows[0]["classes"] == ["a", "b"]
         (latest,) = s.space_stats(exp, latest=True)
         assert latest["rank"] == 2 and latest["classes"] == ["a"]
+
+
+# ---------------------------------------------------------------- reads for readers
+
+def test_best_trial_is_the_lowest_loss_oldest_first_and_follows_space_ids(db):
+    with ResultsStore(db) as s:
+        exp, ids = _experiment(s, 5)
+        assert s.best_trial(exp) is None
+        losses = [0.5, 0.2, 0.3, 0.2, None]
+        s.finish_trials([TrialUpdate(i, TrialState.COMPLETE if v is not None else TrialState.FAILED, loss=v)
+                         for i, v in zip(ids, losses)])
+        assert s.best_trial(exp).id == ids[1]  # a tie goes to the older trial
+        assert s.best_trial(exp, [SPACES[0].id]).id == ids[2]  # ids 0, 2, 4 are space a
+        assert s.best_trial(exp, []) is None
+
+
+def test_snapshot_reads_one_experiment_in_one_transaction(db):
+    with ResultsStore(db) as s:
+        exp, _ = _experiment(s, 3, {"space_ids": [SPACES[0].id]})
+        s.record_space_stats(exp, [{"space_id": SPACES[0].id, "rank": 2}])
+        s.record_space_stats(exp, [{"space_id": SPACES[0].id, "rank": 1}])
+    with ResultsStore(db, readonly=True) as r:
+        data = r.snapshot(r.experiment_id("e"))
+        assert not r.conn.in_transaction  # the read transaction ended
+        full = r.snapshot(r.experiment_id("e"), history=True)
+    assert data.key == "e" and len(data.trials) == 3 and [sp["id"] for sp in data.spaces] == [sp.id for sp in SPACES]
+    assert data.latest_stats[SPACES[0].id]["rank"] == 1 and data.stats == []
+    assert [row["rank"] for row in full.stats] == [2, 1]
+    assert data.current_space_ids == {SPACES[0].id} and data.progress["running_master"] is False
+    assert len(data.runs) == 1
+    with ResultsStore(db, readonly=True) as r, pytest.raises(StoreError, match="no experiment"):
+        r.snapshot(99)
+
+
+def test_restore_keeps_ids_and_values(db, tmp_path):
+    with ResultsStore(db) as s:
+        exp, ids = _experiment(s, 3)
+        s.finish_trials([TrialUpdate(ids[1], TrialState.COMPLETE, loss=0.1, results={"acc": 1.0})])
+        doc = s.export_json(exp)
+    with ResultsStore(tmp_path / "copy.db") as c:
+        exp = c.open_experiment("e")
+        c.restore(exp, doc)
+        assert [t.to_dict() for t in c.trials(exp)] == doc["trials"]
+        assert c.spaces(exp) == doc["spaces"]

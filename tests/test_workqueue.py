@@ -129,7 +129,7 @@ def test_compute_classes_route_to_matching_workers(db):
 @pytest.mark.workqueue
 def test_workers_without_the_password_never_run_tasks(tmp_path):
     m = WorkQueueManager(local_workers=0)
-    m.start(RunSettings("pw", objective=quad, workdir=str(tmp_path)))
+    m.start(RunSettings("pw", objective=quad))
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password")
     procs = [subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--single-shot", "-t", "30"] + extra,
@@ -158,7 +158,7 @@ def test_workers_without_the_password_never_run_tasks(tmp_path):
 @pytest.mark.workqueue
 def test_stop_kills_workers_removes_files_and_releases_the_port(tmp_path):
     m = WorkQueueManager(local_workers=2)
-    m.start(RunSettings("st", objective=quad, workdir=str(tmp_path)))
+    m.start(RunSettings("st", objective=quad))
     assert m.capacity() == {None: 4}  # 2 free slots + a margin of 2
     for i in range(4):
         m.submit(TaskSpec(i, "s", ((i, {"x": float(i)}),)))
@@ -166,7 +166,8 @@ def test_stop_kills_workers_removes_files_and_releases_the_port(tmp_path):
     assert len(_drain(m, 4)) == 4
     pw = m.password_file
     assert os.stat(pw).st_mode & 0o777 == 0o600 and not open(pw).read().endswith("\n")
-    procs, tmp, port = [w.proc for w in m._workers], m._tmp, m.port
+    procs, tmp, port = m.local_processes, m._tmp, m.port
+    assert len(procs) == 2
     m.stop()
     assert all(p.poll() is not None for p in procs)
     assert not os.path.exists(tmp)
@@ -183,7 +184,7 @@ def test_set_priorities_reorders_waiting_tasks(tmp_path):
         return {"loss": 0.0, "t": time.time()}
 
     m = WorkQueueManager(local_workers=0)
-    m.start(RunSettings("prio", objective=stamp, workdir=str(tmp_path)))
+    m.start(RunSettings("prio", objective=stamp))
     try:
         for i in range(6):
             m.submit(TaskSpec(i, "a" if i < 3 else "b", ((i, {}),), priority=0.0))
@@ -210,7 +211,7 @@ def test_tasks_of_equal_priority_run_in_submission_order(tmp_path):
         return {"loss": 0.0, "t": time.time()}
 
     m = WorkQueueManager(local_workers=0)
-    m.start(RunSettings("fifo", objective=stamp, workdir=str(tmp_path)))
+    m.start(RunSettings("fifo", objective=stamp))
     w = None
     try:
         for i in range(4):

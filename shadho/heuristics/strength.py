@@ -41,9 +41,24 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import f as f_dist
 
 __all__ = ["RuntimeModel"]
+
+
+def f_survival(x: float, d1: float, d2: float) -> float:
+    """P(F > x) for Fisher's F with ``(d1, d2)`` degrees of freedom, as the regularized
+    incomplete beta ``I_{d2 / (d2 + d1 x)}(d2 / 2, d1 / 2)``. scipy.special is imported
+    here, not scipy.stats (1.2 s to import, which a 1,000-trial search paid as 1 ms per
+    decision).
+
+    >>> round(f_survival(3.0, 2, 10), 6)
+    0.095367
+    """
+    from scipy.special import betainc
+
+    if x <= 0:
+        return 1.0
+    return float(betainc(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * x)))
 
 
 class RuntimeModel:
@@ -145,7 +160,7 @@ class RuntimeModel:
         ss_i = float((n * (m - ls) ** 2)[seen].sum())
         if within <= 1e-12:
             return self.k_pair if ss_i > 0 else 1e6
-        p = float(f_dist.sf((ss_i / df_i) / within, df_i, df_w))
+        p = f_survival((ss_i / df_i) / within, df_i, df_w)
         if p > self.alpha:
             return 1e6
         tau2 = float(((m - ls) ** 2 - s2 / np.where(seen, n, 1.0))[seen].mean())

@@ -8,7 +8,6 @@ sends: outcomes are built from JSON.
 from __future__ import annotations
 
 import math
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -28,6 +27,33 @@ def default_queue_margin(slots: int) -> int:
     return max(2, (int(slots) + 1) // 2)
 
 
+def queue_margin(setting: int | str | None, slots: int) -> int:
+    """Tasks a class keeps waiting beyond its ``slots``: ``setting``, or
+    :func:`default_queue_margin` when it is None or ``"auto"``.
+
+    Example:
+        >>> queue_margin(None, 10), queue_margin("auto", 10), queue_margin(3, 10)
+        (5, 5, 3)
+    """
+    return default_queue_margin(slots) if setting is None or setting == "auto" else int(setting)
+
+
+def class_memory_mb(classes: Sequence[ComputeClass], key: str | None,
+                    default: float | None = None) -> float | None:
+    """The memory limit (MB) of trials of compute class ``key``: the class's own memory
+    size when it has one, else ``default`` (the manager's ``memory_mb=``).
+
+    Example:
+        >>> big = ComputeClass('big', 'memory', 4000)
+        >>> class_memory_mb([big], 'big', 500), class_memory_mb([big], None, 500)
+        (4000.0, 500)
+    """
+    for c in classes:
+        if c.name == key and c.resources.get("memory"):
+            return float(c.resources["memory"])
+    return default
+
+
 @dataclass(frozen=True)
 class FileSpec:
     """A file shipped to (input) or fetched from (output) each task's sandbox."""
@@ -42,12 +68,11 @@ class RunSettings:
     """Everything a manager needs to run one experiment's trials.
 
     Attributes:
-        exp_key: the experiment's key (names scratch folders and the Work Queue project).
+        exp_key: the experiment's key.
         objective: a Python callable ``fn(params)`` or a shell command string.
         compute_classes: the classes (empty: one default class, key ``None``).
         inputs / outputs: files shipped to / fetched from each task.
-        task_timeout: seconds one task may run (None: unlimited).
-        workdir: a scratch folder owned by this run.
+        task_timeout: seconds one trial may run (None: unlimited).
     """
 
     exp_key: str
@@ -56,7 +81,6 @@ class RunSettings:
     inputs: tuple[FileSpec, ...] = ()
     outputs: tuple[FileSpec, ...] = ()
     task_timeout: float | None = None
-    workdir: str = field(default_factory=os.getcwd)
 
 
 @dataclass(frozen=True)
@@ -103,19 +127,18 @@ class TrialOutcome:
         """Build from a worker's JSON result dict (``shadho_worker.evaluate`` format).
 
         Never raises: anything malformed becomes a FAILED outcome naming the problem.
+        ``start_time`` / ``finish_time`` in ``extra`` replace the result's own times.
         """
         bad = f"malformed result from worker: {str(doc)[:300]}"
         if not isinstance(doc, dict) or doc.get("status") not in ("success", "error"):
             return cls(trial_id, False, error=bad, **extra)
-        start, finish = _seconds(doc.get("start")), _seconds(doc.get("finish"))
+        extra = {"start_time": _seconds(doc.get("start")), "finish_time": _seconds(doc.get("finish")), **extra}
         if doc["status"] == "error":
-            return cls(trial_id, False, error=str(doc.get("error"))[:20000], start_time=start,
-                       finish_time=finish, **extra)
+            return cls(trial_id, False, error=str(doc.get("error"))[:20000], **extra)
         loss, results = _seconds(doc.get("loss")), doc.get("results", {})
         if loss is None or not isinstance(results, dict):
-            return cls(trial_id, False, error=bad, start_time=start, finish_time=finish, **extra)
-        return cls(trial_id, True, loss=loss, results=results, start_time=start,
-                   finish_time=finish, **extra)
+            return cls(trial_id, False, error=bad, **extra)
+        return cls(trial_id, True, loss=loss, results=results, **extra)
 
 
 def _seconds(value: Any) -> float | None:
@@ -130,7 +153,8 @@ def _seconds(value: Any) -> float | None:
 
 
 class ExecutionManager(ABC):
-    """Runs tasks somewhere. Subclasses fill the four abstract methods.
+    """Runs tasks somewhere. Subclasses fill the five abstract members (``start``,
+    ``capacity``, ``submit``, ``wait`` and the ``in_flight`` property).
 
     Lifecycle: ``start(settings)`` once, then any number of ``capacity`` /
     ``submit`` / ``wait`` rounds, then ``stop()``. Optional hooks default to no-ops.
@@ -164,9 +188,16 @@ class ExecutionManager(ABC):
         return {}
 
     @property
+    @abstractmethod
     def in_flight(self) -> int:
-        """Tasks submitted and not yet reported back."""
-        return 0
+        """Trials' tasks submitted and not yet reported back (queued or running).
+
+        The driver's loop ends when this is 0 and nothing is left to submit, so a manager
+        must count every task until :meth:`wait` has returned all its outcomes (or
+        :meth:`cancel_all` dropped it): one that under-counts loses results silently.
+        That is why this has no default. Counting a task a little longer, while it winds
+        down after its last outcome, is safe.
+        """
 
     def cancel_all(self) -> list[int]:
         """Drop every unfinished task; return the ids of their trials."""

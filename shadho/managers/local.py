@@ -15,15 +15,27 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from shadho.managers import outcome, tmpdirs
 from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_keys,
-                                  command_with_tag, task_tag)
+                                  class_memory_mb, command_with_tag, task_tag)
+from shadho.managers.outcome import Cause, describe
 
 _MAX_LINE = 2 << 20
+#: Scratch folders of local runs: ``$TMPDIR/shadho-local-<master pid>-<random>`` (see tmpdirs).
+RUN_FOLDER_PREFIX = "shadho-local-"
+
+
+def _exit_cause(code: int | None) -> str:
+    """Why a trial process ended without answering, from its exit code."""
+    if code is not None and code < 0:
+        return describe(Cause.SIGNAL, signal=-code)
+    if code not in (0, None):
+        return describe(Cause.EXITED, status=code)
+    return describe(Cause.NO_RESULT)
 
 
 @dataclass
@@ -32,21 +44,9 @@ class _Running:
     proc: Any
     fd: int
     log: str
-    started: float
-    last: float
+    last: float         # when the task started or last reported a trial (task_timeout counts from it)
     buf: bytes = b""
     done: set[int] = field(default_factory=set)
-
-
-def _tail(path: str, n: int = 1500) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - n))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbox: str,
@@ -67,11 +67,8 @@ def _run_command(cmd: str, params: dict[str, Any], settings: RunSettings, sandbo
     start = time.time()
     proc = subprocess.run(command_with_tag(cmd, tag) if tag else cmd, shell=True, cwd=sandbox,  # tag last, as the original
                           env={**os.environ, "SHADHO_SANDBOX": sandbox})
-    out = shadho_worker.read_performance(os.path.join(sandbox, "performance.json"))
-    if out["status"] == "success" and proc.returncode != 0:
-        out = {"status": "error", "error": f"command exited with status {proc.returncode}"}
-    elif out["status"] == "error" and proc.returncode != 0:
-        out["error"] = f"command exited with status {proc.returncode}: {out['error']}"
+    out = outcome.command_result(shadho_worker.read_performance(os.path.join(sandbox, "performance.json")),
+                                 proc.returncode)
     for f in settings.outputs:
         src = os.path.join(sandbox, f.remote)
         if os.path.exists(src):
@@ -170,7 +167,8 @@ class LocalManager(ExecutionManager):
 
     def start(self, settings: RunSettings) -> None:
         self._settings = settings
-        self._tmp = tempfile.mkdtemp(prefix=f"shadho-local-{os.getpid()}-")
+        tmpdirs.remove_stale(RUN_FOLDER_PREFIX)
+        self._tmp = tmpdirs.make_run_folder(RUN_FOLDER_PREFIX)
         keys = class_keys(settings.compute_classes)
         self._slots = {k: 0 for k in keys}
         for i in range(self.workers):
@@ -184,6 +182,9 @@ class LocalManager(ExecutionManager):
 
     @property
     def in_flight(self) -> int:
+        # A task counts until its process has exited, after its last result: the process
+        # then ends what the objective started (setsid ones too), which a kill by
+        # cancel_all() at the end of the run would leave running.
         return len(self._running)
 
     def status(self) -> dict[str, Any]:
@@ -193,17 +194,13 @@ class LocalManager(ExecutionManager):
         assert self._settings is not None and self._tmp is not None, "start() first"
         rfd, wfd = os.pipe()
         log = os.path.join(self._tmp, f"task-{task.task_id}.log")
-        memory = self.memory_mb
-        for c in self._settings.compute_classes:
-            if c.name == task.compute_class and c.resources.get("memory"):
-                memory = float(c.resources["memory"])
+        memory = class_memory_mb(self._settings.compute_classes, task.compute_class, self.memory_mb)
         proc = self._ctx.Process(target=_child, args=(self._settings.objective, task, self._settings,
                                                       wfd, log, memory), daemon=True)
         proc.start()
         os.close(wfd)
         os.set_blocking(rfd, False)
-        now = time.time()
-        self._running[task.task_id] = _Running(task, proc, rfd, log, now, now)
+        self._running[task.task_id] = _Running(task, proc, rfd, log, time.time())
 
     def _read(self, r: _Running) -> list[TrialOutcome]:
         out: list[TrialOutcome] = []
@@ -226,8 +223,7 @@ class LocalManager(ExecutionManager):
             if tid in r.done:
                 continue
             r.done.add(tid)
-            out.append(TrialOutcome.from_json(tid, doc, worker="localhost",
-                                              compute_class=r.task.compute_class))
+            out.append(outcome.answered(tid, doc, worker="localhost", compute_class=r.task.compute_class))
         if len(r.buf) > _MAX_LINE:
             r.buf = b""
         return out
@@ -240,24 +236,14 @@ class LocalManager(ExecutionManager):
             os.killpg(r.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        code = r.proc.exitcode
         if why is None:
-            if code is not None and code < 0:
-                why = f"objective process killed by signal {signal.Signals(-code).name}"
-            elif code not in (0, None):
-                why = f"objective process exited with status {code}"
-            else:
-                why = "objective process ended without a result"
-        left = [tid for tid, _ in r.task.trials if tid not in r.done]
-        tail = _tail(r.log).strip()
+            why = _exit_cause(r.proc.exitcode)
+        tail = outcome.tail_of(r.log)
         if tail and "MemoryError" in tail:
             why += " (out of memory)"
-        err = why + (f"\n--- last output ---\n{tail}" if tail else "")
-        for i, tid in enumerate(left):
-            # Only the trial that was running is to blame; later ones of a batch re-run.
-            out.append(TrialOutcome(tid, False, error=err if i == 0 else None, worker="localhost",
-                                    start_time=r.last, finish_time=time.time(),
-                                    compute_class=r.task.compute_class, lost=i > 0))
+        left = [tid for tid, _ in r.task.trials if tid not in r.done]
+        out += outcome.unanswered(left, outcome.with_output(why, tail), worker="localhost", start_time=r.last,
+                                  finish_time=time.time(), compute_class=r.task.compute_class)
         try:
             os.unlink(r.log)
         except OSError:
@@ -284,7 +270,7 @@ class LocalManager(ExecutionManager):
             elif timeout_s is not None and now - r.last > timeout_s:
                 self._kill(r)
                 del self._running[tid]
-                out.extend(self._finish(r, f"task exceeded task_timeout={timeout_s:g} s and was killed"))
+                out.extend(self._finish(r, describe(Cause.TIMEOUT, timeout=timeout_s)))
         return out
 
     @staticmethod
@@ -306,6 +292,5 @@ class LocalManager(ExecutionManager):
 
     def stop(self) -> None:
         self.cancel_all()
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        tmpdirs.remove(self._tmp)
+        self._tmp = None

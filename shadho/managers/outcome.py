@@ -1,59 +1,133 @@
-"""Reading what a Work Queue task brought back: its result files, why it failed, how often it ran.
+"""How every manager turns what happened to a task into trial outcomes: one path, one wording.
 
-Everything here is untrusted input from a worker: sizes are checked before parsing,
-and nothing raises (a malformed result is a FAILED trial naming the problem).
-:class:`RunCounter` counts how many times each trial was sent to a worker (Work Queue
-re-runs a task on another worker when its worker is lost), so that the count is recorded
-as the trial's ``attempts`` and capped (``max_runs``).
+A task ends in one of three ways, whatever runs it (a local process, a Work Queue worker,
+the simulator):
+
+* each trial answered: the worker's JSON result dict becomes the trial's outcome
+  (:func:`answered`, the format of ``shadho_worker.evaluate``);
+* a shell command ran: its exit status and ``performance.json`` are merged as the original
+  SHADHO did (:func:`command_result`);
+* the task ended without answering some trials: the :class:`Cause` (looked up in one table
+  per manager: Work Queue's result codes, a local process's exit) says why, and
+  :func:`unanswered` blames only the trial that was running; later trials of its batch are
+  *lost* (the driver runs them again), and when the worker itself was lost nobody is to blame.
 
 Example:
-    >>> c = RunCounter(max_runs=5)
-    >>> c.retries_for([1, 2])   # Work Queue may run a fresh task 5 times in all
-    4
-    >>> c.ran([1, 2], 5); c.may_rerun(1)
-    False
+    >>> describe(Cause.TIMEOUT, timeout=2)
+    'task exceeded task_timeout=2 s and was killed'
+    >>> [(o.trial_id, o.error, o.lost) for o in unanswered([7, 8], 'task killed by signal SIGSEGV')]
+    [(7, 'task killed by signal SIGSEGV', False), (8, None, True)]
+    >>> command_result({'status': 'success', 'loss': 1.0}, 3)
+    {'status': 'error', 'error': 'command exited with status 3'}
 """
 from __future__ import annotations
 
-import json
+import enum
 import os
 import signal
 from typing import Any, Sequence
 
-from shadho.managers import task_shell
+from shadho.managers.base import TrialOutcome
 
-_RESULT_MAX_BYTES = 1 << 20
-
-
-class RunCounter:
-    """Times each trial was sent to a worker, and whether it may be sent again."""
-
-    def __init__(self, max_runs: int = 5) -> None:
-        if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 2:
-            raise ValueError(f"max_runs must be an int >= 2 (Work Queue runs a task at least twice when "
-                             f"its worker is lost), got {max_runs!r}")
-        self.max_runs = max_runs
-        self.runs: dict[int, int] = {}
-
-    def retries_for(self, trials: Sequence[int]) -> int:
-        """Work Queue's ``max_retries`` for a task of ``trials``: what is left of their runs.
-        (Work Queue allows at least one retry: a task is only sent when two runs are left.)"""
-        left = self.max_runs - max((self.runs.get(t, 0) for t in trials), default=0)
-        return max(1, left - 1)
-
-    def ran(self, trials: Sequence[int], times: int) -> None:
-        for t in trials:
-            self.runs[t] = self.runs.get(t, 0) + max(1, int(times))
-
-    def may_rerun(self, trial: int) -> bool:
-        return self.max_runs - self.runs.get(trial, 0) >= 2
-
-    def lost_error(self, trial: int) -> str:
-        return (f"trial sent to workers {self.runs.get(trial, 0)} times and its worker was lost each time "
-                f"(killed or disconnected); not run again (max_runs={self.max_runs})")
+#: Bytes of a task's output quoted in a failed trial's error.
+OUTPUT_QUOTE_BYTES = 1500
 
 
-def tail_of(path: str, n: int = 1500) -> str:
+class Cause(enum.Enum):
+    """Why a task ended without an answer for some of its trials."""
+
+    SIGNAL = "signal"              # killed by a signal (facts: signal=the number or the exit status)
+    TIMEOUT = "timeout"            # ran past task_timeout (facts: timeout)
+    RESOURCES = "resources"        # ran past its compute class's allocation (facts: resources)
+    WORKER_LOST = "worker_lost"    # its worker vanished on every run (facts: runs)
+    FORSAKEN = "forsaken"          # its worker gave it up
+    DISK_FULL = "disk_full"
+    INPUT_MISSING = "input_missing"
+    EXITED = "exited"              # the process exited before answering (facts: status)
+    NO_RESULT = "no_result"        # it ended normally, yet answered nothing
+    OTHER = "other"                # anything else the engine reports (facts: result)
+
+    @property
+    def worker_lost(self) -> bool:
+        """Not the trial's fault: it may run again elsewhere."""
+        return self in (Cause.WORKER_LOST, Cause.FORSAKEN)
+
+
+_MESSAGES = {
+    Cause.SIGNAL: "task killed by {signal}",
+    Cause.TIMEOUT: "task exceeded task_timeout={timeout:g} s and was killed",
+    Cause.RESOURCES: "task exceeded its resources ({resources}) and was killed",
+    Cause.WORKER_LOST: "its worker was lost (killed or disconnected) on each of its {runs} runs",
+    Cause.FORSAKEN: "task forsaken by its worker",
+    Cause.DISK_FULL: "task filled its disk allocation",
+    Cause.INPUT_MISSING: "an input file could not be sent to the worker",
+    Cause.EXITED: "task exited with status {status} before writing a result",
+    Cause.NO_RESULT: "the task wrote no result",
+    Cause.OTHER: "task ended with {result}",
+}
+
+
+def describe(cause: Cause, **facts: Any) -> str:
+    """The sentence a FAILED trial's error starts with.
+
+    Example:
+        >>> describe(Cause.SIGNAL, signal=11), describe(Cause.SIGNAL, signal=200)
+        ('task killed by signal SIGSEGV', 'task killed by a signal (status 200)')
+    """
+    if cause is Cause.SIGNAL:
+        facts = {**facts, "signal": signal_text(int(facts["signal"]))}
+    return _MESSAGES[cause].format(**facts)
+
+
+def signal_text(number: int) -> str:
+    """``'signal SIGKILL'`` for a signal number (or a shell's 128+N status)."""
+    sig = number - 128 if number > 128 else number
+    try:
+        return f"signal {signal.Signals(sig).name}"
+    except ValueError:
+        return f"a signal (status {number})"
+
+
+def answered(trial_id: int, doc: Any, **extra: Any) -> TrialOutcome:
+    """A trial's outcome from a worker's JSON result dict; never raises (see
+    :meth:`TrialOutcome.from_json`). ``start_time`` / ``finish_time`` in ``extra``
+    replace the result's own (the simulator's virtual clock)."""
+    return TrialOutcome.from_json(trial_id, doc, **extra)
+
+
+def unanswered(trial_ids: Sequence[int], error: str, **extra: Any) -> list[TrialOutcome]:
+    """Outcomes of a task's trials that got no answer when it ended for ``error``.
+
+    Trials of one task run one after the other, so only the first unanswered one was
+    running: it is FAILED with ``error``. The later ones never started; they are *lost*
+    (no error), and the driver runs them again.
+    """
+    return [TrialOutcome(tid, False, error=None if i else error, lost=bool(i), **extra)
+            for i, tid in enumerate(trial_ids)]
+
+
+def command_result(performance: dict[str, Any], status: int) -> dict[str, Any]:
+    """A shell-command trial's result: what it wrote in ``performance.json`` (as read by
+    ``shadho_worker.read_performance``) and its exit status, as the original SHADHO judged
+    them: a non-zero status fails the trial, naming the status (and the file's error)."""
+    if status == 0:
+        return performance
+    why = f"command exited with status {status}"
+    if performance.get("status") == "error":
+        why += f": {performance.get('error')}"
+    return {"status": "error", "error": why}
+
+
+def with_output(why: str, text: str, cut: int = 0) -> str:
+    """``why`` followed by the last :data:`OUTPUT_QUOTE_BYTES` of the task's output
+    (``cut``: bytes already left out before ``text``)."""
+    text = text.strip()
+    cut += max(0, len(text) - OUTPUT_QUOTE_BYTES)
+    what = f"last output, {cut} earlier bytes cut" if cut else "last output"
+    return why + (f"\n--- {what} ---\n{text[-OUTPUT_QUOTE_BYTES:]}" if text else "")
+
+
+def tail_of(path: str, n: int = OUTPUT_QUOTE_BYTES) -> str:
     """The last ``n`` bytes of a log file ('' when unreadable)."""
     try:
         with open(path, "rb") as fh:
@@ -61,95 +135,3 @@ def tail_of(path: str, n: int = 1500) -> str:
             return fh.read().decode(errors="replace").strip()
     except OSError:
         return ""
-
-
-def tries(t: Any) -> int:
-    """How many times Work Queue ran task ``t`` (1 when it cannot tell)."""
-    try:
-        return max(1, int(t._task.try_count))
-    except (AttributeError, TypeError, ValueError):
-        return 1
-
-
-def why_failed(wq: Any, t: Any, task_timeout: float | None, category: str) -> str | None:
-    """Why task ``t`` failed, from Work Queue's result and the exit status; None: it did not."""
-    result, status = t.result, t.return_status
-    why = None
-    if result == wq.WORK_QUEUE_RESULT_SIGNAL or (status > 128 and result in (
-            wq.WORK_QUEUE_RESULT_SUCCESS, wq.WORK_QUEUE_RESULT_OUTPUT_MISSING)):  # the shell's 128+N
-        sig = status - 128 if status > 128 else status
-        try:
-            why = f"task killed by signal {signal.Signals(sig).name}"
-        except ValueError:
-            why = f"task killed by a signal (status {status})"
-    elif result in (wq.WORK_QUEUE_RESULT_TASK_MAX_RUN_TIME, wq.WORK_QUEUE_RESULT_TASK_TIMEOUT):
-        why = f"task exceeded task_timeout={task_timeout:g} s and was killed"
-    elif result == wq.WORK_QUEUE_RESULT_RESOURCE_EXHAUSTION:
-        why = f"task exceeded its resources ({limits(t) or category}) and was killed"
-    elif result == wq.WORK_QUEUE_RESULT_MAX_RETRIES:
-        why = f"its worker was lost (killed or disconnected) on each of its {tries(t)} runs"
-    elif result == wq.WORK_QUEUE_RESULT_DISK_ALLOC_FULL:
-        why = "task filled its disk allocation"
-    elif result == wq.WORK_QUEUE_RESULT_INPUT_MISSING:
-        why = "an input file could not be sent to the worker"
-    elif result == wq.WORK_QUEUE_RESULT_FORSAKEN:
-        why = "task forsaken by its worker"
-    elif result not in (wq.WORK_QUEUE_RESULT_SUCCESS, wq.WORK_QUEUE_RESULT_OUTPUT_MISSING):
-        why = f"Work Queue result {t.result_str or result}"
-    return why
-
-
-def clean(value: Any, n: int = 200) -> str | None:
-    if value is None:
-        return None
-    s = str(value).strip()[:n]
-    return s or None
-
-
-def usec(v: Any) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v / 1e6 if v > 0 else None
-
-
-def read_json(path: str) -> dict[str, Any]:
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return {}
-    if size > _RESULT_MAX_BYTES * 20:
-        return {"error": f"result file is {size} bytes (limit {_RESULT_MAX_BYTES * 20})"}
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError, RecursionError) as exc:
-        return {"error": f"malformed result file from the worker: {type(exc).__name__}: {str(exc)[:200]}"}
-    return doc if isinstance(doc, dict) else {"error": f"malformed result file from the worker: {str(doc)[:200]}"}
-
-
-def read_performance(path: str) -> dict[str, Any]:
-    import shadho_worker
-
-    return shadho_worker.read_performance(path)
-
-
-def limits(t: Any) -> str:
-    try:
-        lim = t.limits_exceeded
-        return ", ".join(f"{k}" for k in ("cores", "memory", "disk", "gpus", "wall_time")
-                         if getattr(lim, k, -1) not in (-1, None)) if lim is not None else ""
-    except Exception:  # noqa: BLE001 - only for the message
-        return ""
-
-
-def with_output(why: str, t: Any) -> str:
-    text = getattr(t, "output", None) or ""
-    if text.startswith("@@shadho slurm="):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-    cut, text = task_shell.split_output(text)
-    text = text.strip()
-    cut += max(0, len(text) - 1500)
-    what = f"last output, {cut} earlier bytes cut" if cut else "last output"
-    return why + (f"\n--- {what} ---\n{text[-1500:]}" if text else "")

@@ -74,6 +74,24 @@ def catalog_address(env: Mapping[str, str] | None = None) -> str:
     return f"{host}:{env.get('CATALOG_PORT') or '9097'}"
 
 
+def tune_against_idle_connections(q: Any, seconds: float = 1) -> None:
+    """Work Queue waits "short-timeout" seconds (default 5) for a new connection to authenticate
+    and dispatches nothing meanwhile: each connection that never authenticates stalls the
+    search that long. Bound it (see docs/reliability.md and bench/idle_connections.py)."""
+    q.tune("short-timeout", seconds)
+
+
+def split_catalog(catalog: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``catalog=`` given as ``host:port`` or ``host`` (port 9097).
+
+    Example:
+        >>> split_catalog('cat.example.org:9100'), split_catalog('cat.example.org')
+        (('cat.example.org', 9100), ('cat.example.org', 9097))
+    """
+    host, _, port = str(catalog).rpartition(":")
+    return (host, int(port)) if host else (str(catalog), 9097)
+
+
 def parse_worker_specs(local_workers: Any, name: str | None = None) -> list[dict[str, Any]]:
     """The local workers to start: None or 0 start none (a master never computes on a login
     node unless asked), an int that many 1-core workers, a list one worker per spec."""
