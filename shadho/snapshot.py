@@ -63,6 +63,9 @@ class Snapshot:
     best_params: dict[str, Any] | None = None
     spaces: list[dict[str, Any]] = field(default_factory=list)
     classes: list[dict[str, Any]] = field(default_factory=list)
+    #: A multi-fidelity search's rungs (:func:`shadho.rung_summary.rung_summary`; empty otherwise).
+    rungs: list[dict[str, Any]] = field(default_factory=list)
+    budget_spent: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as a JSON-able dict (fields in order)."""
@@ -89,8 +92,15 @@ def collect(store: Any, exp: int, exp_key: str | None = None, all_spaces: bool =
     """The snapshot of experiment ``exp``, read in one read transaction (a master committing
     meanwhile is seen entirely or not at all). Only the spaces of the spec the master last
     ran with count, unless ``all_spaces`` (see :mod:`shadho.resume`)."""
-    data = store.snapshot(exp)
-    return summarize(data, store.path, exp_key, all_spaces)
+    from shadho.rung_summary import rung_summary
+
+    with store.reading():
+        data = store.snapshot(exp)
+        rungs = rung_summary(store, exp)
+    snap = summarize(data, store.path, exp_key, all_spaces)
+    if rungs:
+        snap = dataclasses.replace(snap, rungs=rungs["rungs"], budget_spent=rungs["budget_spent"])
+    return snap
 
 
 def summarize(data: ExperimentData, path: str, exp_key: str | None = None,

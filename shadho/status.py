@@ -82,6 +82,13 @@ LEGEND = {
     "updated": "seconds since the master last reported", "queued": "tasks waiting for a worker",
 }
 
+#: The ``[rungs]`` section of a multi-fidelity search, and what its columns mean.
+RUNG_COLUMNS = ("rung", "budget", "configs", "finished", "running", "promoted")
+RUNG_LEGEND = {"budget_spent": "the budget (e.g. epochs) of every finished rung run",
+               "rung": "rung of the budget (0: the lowest)", "budget": "the budget a rung runs to",
+               "configs": "configurations that reached the rung", "finished": "rung runs finished",
+               "promoted": "configurations promoted into the rung from the one below"}
+
 # ---------------------------------------------------------------- plain text
 
 def _rounded(value: Any) -> Any:
@@ -137,9 +144,13 @@ def render_plain(snap: Snapshot | Mapping[str, Any]) -> str:
             lines.append("\t".join(_cell(row.get(c), _is_seconds(c), 3 if c == "trials_per_min" else 6)
                                     for c in columns))
         lines.append("")
+    if snap.rungs:  # a multi-fidelity search
+        lines.insert(lines.index(""), f"budget_spent\t{_cell(snap.budget_spent)}")  # the header's end
+        lines += ["[rungs]", "\t".join(RUNG_COLUMNS)]
+        lines += ["\t".join(_cell(row.get(c)) for c in RUNG_COLUMNS) for row in snap.rungs] + [""]
     lines.append("[legend]")
     lines.append("column\tmeaning")
-    lines.extend(f"{k}\t{v}" for k, v in LEGEND.items())
+    lines.extend(f"{k}\t{v}" for k, v in {**LEGEND, **(RUNG_LEGEND if snap.rungs else {})}.items())
     lines.append("")
     return "\n".join(lines) + "\n"
 

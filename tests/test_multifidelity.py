@@ -291,3 +291,26 @@ def test_work_queue_shell_command_gets_budget_and_checkpoint_folder(db, tmp_path
     opt.add_input_file(str(script))
     opt.run()
     _check_continued(_rows(db))
+
+
+def test_status_shows_rungs_and_budget_spent(db):
+    from shadho.status import collect, parse_plain, render_json, render_plain
+
+    opt = Shadho("mf", remembering, SPEC, backend=db, max_tasks=13, seed=3, local_workers=1, quiet=True,
+                 fidelity=FID)
+    opt.run()
+    opt.close()
+    with ResultsStore(db, readonly=True) as r:
+        snap = collect(r, 1, "mf")
+    doc = parse_plain(render_plain(snap))
+    assert doc["budget_spent"] == sum(rec.budget for rec, _ in _rows(db))
+    assert [row["rung"] for row in doc["rungs"]] == [0, 1, 2][:len(doc["rungs"])]
+    assert sum(row["configs"] for row in doc["rungs"]) == 13 and doc["rungs"][0]["promoted"] == 0
+    assert json.loads(render_json(snap))["rungs"] == snap.rungs
+    # a search without a fidelity shows no rungs
+    plain = Shadho("plain", lambda p: p["x"], SPEC, backend=db, max_tasks=2, local_workers=1, quiet=True)
+    plain.run()
+    plain.close()
+    with ResultsStore(db, readonly=True) as r:
+        text = render_plain(collect(r, 2, "plain"))
+    assert "[rungs]" not in text and "budget_spent" not in text
