@@ -27,7 +27,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from shadho import lease as _lease
 from shadho import store_integrity as _integrity
@@ -263,12 +263,19 @@ class ResultsStore(StoreReads):
     def add_trial(self, exp: int, space_id: str, params: dict[str, Any],
                   x: Sequence[float], compute_class: str | None = None) -> int:
         """Insert a WAITING trial and return its id (the space's name is stored with the space)."""
+        return self._add_trial(exp, space_id, params, x, compute_class)
+
+    def _add_trial(self, exp: int, space_id: str, params: dict[str, Any], x: Sequence[float],
+                   compute_class: str | None, then: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
+        """:meth:`add_trial`; ``then(conn, trial_id)`` writes more in the same transaction."""
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO trials (experiment_id, space_id, state, params, x, compute_class) "
                 "VALUES (?,?,?,?,?,?)",
                 (exp, space_id, TrialState.WAITING.value, _dumps(params),
                  _dumps([float(v) for v in x]), compute_class))
+            if then is not None:
+                then(c, int(cur.lastrowid))
             if exp in self._owned:
                 self._owned[exp].beat(c)
         self._note_trial(exp)
@@ -356,14 +363,5 @@ class ResultsStore(StoreReads):
         with its rung record in the same transaction (see :mod:`shadho.store_rungs`)."""
         from shadho.store_rungs import insert_rung
 
-        with self._tx() as c:
-            cur = c.execute(
-                "INSERT INTO trials (experiment_id, space_id, state, params, x, compute_class) "
-                "VALUES (?,?,?,?,?,?)",
-                (exp, space_id, TrialState.WAITING.value, _dumps(params),
-                 _dumps([float(v) for v in x]), compute_class))
-            insert_rung(c, int(cur.lastrowid), config, rung, bracket, budget)
-            if exp in self._owned:
-                self._owned[exp].beat(c)
-        self._note_trial(exp)
-        return int(cur.lastrowid)
+        return self._add_trial(exp, space_id, params, x, compute_class,
+                               lambda c, tid: insert_rung(c, tid, config, rung, bracket, budget))

@@ -39,6 +39,17 @@ def remembering(p, epochs, checkpoint=None):
     return {"loss": (p["x"] - 0.3) ** 2 + 1.0 / epochs, "prev": prev}
 
 
+#: A shell-command objective: budget and checkpoint folder from hyperparameters.json.
+TRAIN_SCRIPT = textwrap.dedent("""
+    import json, os
+    hp = json.load(open('hyperparameters.json'))
+    ck = os.path.join(hp['checkpoint'], 'n')
+    prev = int(open(ck).read()) if os.path.exists(ck) else 0
+    open(ck, 'w').write(str(hp['epochs']))
+    json.dump({'loss': (hp['x'] - 0.3) ** 2 + 1.0 / hp['epochs'], 'prev': prev}, open('performance.json', 'w'))
+""")
+
+
 def _rows(db, exp=1):
     with ResultsStore(db, readonly=True) as r:
         trials = {t.id: t for t in r.trials(exp)}
@@ -129,15 +140,7 @@ def test_a_damaged_incoming_archive_is_refused_and_the_promotion_starts_afresh(d
 
 def test_shell_command_gets_budget_and_checkpoint_in_hyperparameters_json(db, tmp_path):
     script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent("""
-        import json, os
-        hp = json.load(open('hyperparameters.json'))
-        ck = os.path.join(hp['checkpoint'], 'n')
-        prev = int(open(ck).read()) if os.path.exists(ck) else 0
-        open(ck, 'w').write(str(hp['epochs']))
-        json.dump({'loss': (hp['x'] - 0.3) ** 2 + 1.0 / hp['epochs'], 'prev': prev},
-                  open('performance.json', 'w'))
-    """))
+    script.write_text(TRAIN_SCRIPT)
     opt = Shadho("sh", f"{sys.executable} {script}", SPEC, backend=db, max_tasks=7, seed=2, manager="local",
                  local_workers=1, quiet=True, fidelity=FID)
     opt.run()
@@ -277,15 +280,7 @@ def test_work_queue_ships_checkpoints_to_callable_promotions(db):
 @pytest.mark.workqueue
 def test_work_queue_shell_command_gets_budget_and_checkpoint_folder(db, tmp_path):
     script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent("""
-        import json, os
-        hp = json.load(open('hyperparameters.json'))
-        ck = os.path.join(hp['checkpoint'], 'n')
-        prev = int(open(ck).read()) if os.path.exists(ck) else 0
-        open(ck, 'w').write(str(hp['epochs']))
-        json.dump({'loss': (hp['x'] - 0.3) ** 2 + 1.0 / hp['epochs'], 'prev': prev},
-                  open('performance.json', 'w'))
-    """))
+    script.write_text(TRAIN_SCRIPT)
     opt = Shadho("wqsh", f"{sys.executable} train.py", SPEC, backend=db, max_tasks=7, seed=2,
                  manager="workqueue", local_workers=1, quiet=True, timeout=180, fidelity=FID)
     opt.add_input_file(str(script))
