@@ -283,9 +283,6 @@ class Shadho(OriginalApi):
             finally:
                 self._stop(study, manager, progress)
         say_end(self.exp_key, self.trials, time.time() - start, self.quiet)
-        if self.settings.fidelity is not None and not self.quiet:
-            log.warning("shadho: %g %s spent in all over %d rung runs", study.budget_spent() or 0,
-                        self.settings.fidelity.name, len(study.rungs.results) if study.rungs else 0)
         if interrupted:
             exit_after_interrupt()  # status 130 after the clean stop, as Ctrl-C should
         return self.trials
@@ -325,7 +322,7 @@ class Shadho(OriginalApi):
         study.drop_live(manager.cancel_all())
         manager.stop()
         self._manager = None
-        study_asha.end_of_run(study)  # a finished multi-fidelity search leaves no checkpoints
+        study_asha.end_of_run(study, self.quiet)  # the budget spent; checkpoints of a finished search
         resume.record_run_end(study.store, study.exp, progress, study.best_loss)
 
     def _run_settings(self) -> RunSettings:

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import shadho_checkpoint as ck
 from shadho_checkpoint import accepts
 
-__all__ = ["Budget", "check_objective", "accepts", "run_rung", "call_with_budget"]
+__all__ = ["Budget", "check_objective", "accepts", "run_rung", "call_with_budget", "runtime_fields"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,13 @@ def run_rung(budget: Budget, folder: str, run: Callable[[dict[str, Any]], dict[s
     when the run succeeded; the folder is removed afterwards."""
     return ck.run_with_checkpoint(budget.checkpoint_in, budget.checkpoint_out, folder,
                                   lambda f: run({budget.name: budget.value, "checkpoint": f}), budget.limit_bytes)
+
+
+def runtime_fields(runtime: Callable[..., Any], budget: Budget | None) -> dict[str, Any]:
+    """What a simulator's runtime model that takes them gets of a rung run: ``budget`` (to
+    reach) and ``previous`` (reached by the rung it continues from: simulated checkpoints
+    never fail)."""
+    if budget is None:
+        return {}
+    fields = {"budget": budget.value, "previous": budget.previous}
+    return {k: v for k, v in fields.items() if accepts(runtime, k) is not False}

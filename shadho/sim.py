@@ -59,7 +59,7 @@ import numpy as np
 
 from shadho.managers import outcome
 from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, queue_margin
-from shadho.rung_task import accepts, call_with_budget
+from shadho.rung_task import call_with_budget, runtime_fields
 from shadho.trial import Trial, TrialState
 
 __all__ = ["VirtualClock", "SimulatedManager", "SimResult", "simulate"]
@@ -196,7 +196,7 @@ class SimulatedManager(ExecutionManager):
         outs = []
         for i, (tid, params) in enumerate(task.trials):
             budget = task.budgets[i] if task.budgets else None
-            dt = float(self.runtime(task.space_id, params, key, **_budget_fields(self.runtime, budget)))
+            dt = float(self.runtime(task.space_id, params, key, **runtime_fields(self.runtime, budget)))
             if self.noise > 0:
                 dt *= math.exp(self.noise * float(self.rng.standard_normal()))
             dt = max(dt, 1e-9)
@@ -388,15 +388,6 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return SimResult(trials, clock.now, timed.seconds, wall, stats, names)
-
-
-def _budget_fields(runtime: RuntimeModel, budget: Any) -> dict[str, Any]:
-    """What a runtime model that takes them gets of a rung run: ``budget`` (to reach) and
-    ``previous`` (reached by the rung it continues from: simulated checkpoints never fail)."""
-    if budget is None:
-        return {}
-    fields = {"budget": budget.value, "previous": budget.previous}
-    return {k: v for k, v in fields.items() if accepts(runtime, k) is not False}
 
 
 def _add_classes(opt: Any, workers: Mapping[str | None, int],

@@ -10,6 +10,7 @@ files finished rung runs and their checkpoints. Each rung run is one trial, so
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from shadho.study import Study
 
 __all__ = ["new_items", "budgets", "take_results", "end_of_run"]
+
+log = logging.getLogger("shadho")
 
 Item = tuple[int, dict[str, Any], tuple[float, ...]]
 
@@ -104,7 +107,13 @@ def take_results(study: "Study", updates: Sequence[TrialUpdate]) -> None:
                 os.unlink(incoming)
 
 
-def end_of_run(study: "Study") -> None:
-    """The search is over (no budget left, nothing waiting): remove its checkpoints."""
-    if study.checkpoints is not None and study.done():
+def end_of_run(study: "Study", quiet: bool = True) -> None:
+    """A run ends: say the budget spent; when the search is over (no budget left, nothing
+    waiting) remove its checkpoints (a search stopped by its timeout keeps them for resume)."""
+    if study.rungs is None or study.checkpoints is None:
+        return
+    if not quiet:
+        log.warning("shadho: %g %s spent in all over %d rung runs", study.rungs.budget_spent(),
+                    study.rungs.fidelity.name, len(study.rungs.results))
+    if study.done():
         study.checkpoints.clear()
