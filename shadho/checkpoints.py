@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Mapping
+from typing import Any, Mapping
 
 import shadho_checkpoint as ck
 
@@ -58,6 +58,22 @@ class CheckpointStore:
         self.total_limit_bytes = total_limit_bytes
         #: Archives refused or evicted, with their reason (for the report).
         self.refused: list[tuple[int, str]] = []
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> "CheckpointStore":
+        """The store of a search's :class:`~shadho.settings.SearchSettings` (its
+        ``checkpoint_limit_mb`` per checkpoint, 8 times that in all)."""
+        mb = settings.checkpoint_limit_mb
+        limit = ck.DEFAULT_LIMIT_BYTES if mb is None else max(1, int(mb * 2**20))
+        return cls(settings.backend, settings.exp_key, limit, 8 * limit)
+
+    def report(self) -> str:
+        """What a user should know: archives refused or evicted ('' when none were)."""
+        if not self.refused:
+            return ""
+        config, why = self.refused[-1]
+        return (f"{len(self.refused)} checkpoint(s) refused or evicted (those configurations restart from "
+                f"scratch when promoted); the last, of configuration {config}: {why}")
 
     def path(self, config: int) -> str:
         return os.path.join(self.root, f"{int(config)}.tar")

@@ -133,7 +133,7 @@ class Shadho(OriginalApi):
         "task_timeout": None, "hyperparameters_per_task": 1, "password": None, "port": 0,
         "name": None, "catalog": None, "worker_python": None, "reassign_every": 10,
         "cost_aware": False, "memory_mb": None, "sampler_options": None, "worker_options": None,
-        "retry_failed": False, "fidelity": None,
+        "retry_failed": False, "fidelity": None, "checkpoint_limit_mb": None,
     }
 
     exp_key = _FromSettings()

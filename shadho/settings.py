@@ -167,6 +167,8 @@ class SearchSettings:
     #: The budget of a multi-fidelity search (a :class:`~shadho.fidelity.Fidelity` or its
     #: mapping/tuple, see ``Fidelity.of``); None: every trial runs at one budget.
     fidelity: Any = None
+    #: MB one checkpoint may hold (None: 512); all of a search's together hold at most 8 times it.
+    checkpoint_limit_mb: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.exp_key, str) or not self.exp_key:
@@ -193,6 +195,7 @@ class SearchSettings:
                      "retry_failed"):
             fixed[flag] = check_flag(flag, getattr(self, flag))
         fixed["fidelity"] = _check_fidelity(self.fidelity, backend)
+        fixed["checkpoint_limit_mb"] = check_number("checkpoint_limit_mb", self.checkpoint_limit_mb, "MB")
         for key, value in fixed.items():
             object.__setattr__(self, key, value)
 

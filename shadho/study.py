@@ -113,7 +113,7 @@ class Study:
         self.checkpoints: CheckpointStore | None = None
         if settings.fidelity is not None:
             self.rungs = RungBook(settings.fidelity, {s.id: s.dim for s in self.spaces})
-            self.checkpoints = CheckpointStore(settings.backend, settings.exp_key)
+            self.checkpoints = CheckpointStore.for_settings(settings)
         self._replay_trials()
 
     @classmethod

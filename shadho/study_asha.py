@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from shadho.rung_task import Budget
+from shadho_checkpoint import NOT_KEPT
 from shadho.spaces import SearchSpace
 from shadho.store import TrialUpdate
 from shadho.trial import TrialState
@@ -96,6 +97,8 @@ def take_results(study: "Study", updates: Sequence[TrialUpdate]) -> None:
         if at is None:
             continue
         incoming = ck.incoming(u.trial_id)
+        if isinstance(u.results, dict) and u.results.get(NOT_KEPT):
+            ck.refused.append((at.config, str(u.results[NOT_KEPT])))  # refused on the worker
         if u.state == TrialState.COMPLETE and at.rung < top and os.path.isfile(incoming) \
                 and os.path.getsize(incoming) > 0:  # empty: the run left no checkpoint
             ck.accept(at.config, incoming)  # refused (damaged, too big): the older one (or none) serves
@@ -113,7 +116,10 @@ def end_of_run(study: "Study", quiet: bool = True) -> None:
     if study.rungs is None or study.checkpoints is None:
         return
     if not quiet:
-        log.warning("shadho: %g %s spent in all over %d rung runs", study.rungs.budget_spent(),
-                    study.rungs.fidelity.name, len(study.rungs.results))
+        log.warning("shadho: %g %s spent in all over %d rung runs; checkpoints hold %d bytes",
+                    study.rungs.budget_spent(), study.rungs.fidelity.name, len(study.rungs.results),
+                    study.checkpoints.total_bytes())
+    if study.checkpoints.report():  # said even when quiet: a search that restarts rungs should know why
+        log.warning("shadho: %s", study.checkpoints.report())
     if study.done():
         study.checkpoints.clear()

@@ -309,3 +309,25 @@ def test_status_shows_rungs_and_budget_spent(db):
     with ResultsStore(db, readonly=True) as r:
         text = render_plain(collect(r, 2, "plain"))
     assert "[rungs]" not in text and "budget_spent" not in text
+
+
+def big_checkpoint(p, epochs, checkpoint):
+    path = os.path.join(checkpoint, "w")
+    prev = os.path.getsize(path) if os.path.exists(path) else 0
+    with open(path, "wb") as fh:
+        fh.write(b"x" * (2 * 2**20))  # 2 MB: over a 1 MB limit
+    return {"loss": p["x"] + 1.0 / epochs, "prev": prev}
+
+
+def test_a_checkpoint_over_the_limit_is_not_kept_and_the_search_says_so(db, caplog):
+    opt = Shadho("big", big_checkpoint, SPEC, backend=db, max_tasks=5, seed=3, local_workers=1, quiet=True,
+                 fidelity=FID, checkpoint_limit_mb=1)
+    with caplog.at_level("WARNING", logger="shadho"):
+        opt.run()
+    rows = _rows(db)
+    assert all(t.state == TrialState.COMPLETE for _, t in rows) and any(rec.rung == 1 for rec, _ in rows)
+    assert all(t.results["prev"] == 0 for _, t in rows)  # nothing was kept: every rung from scratch
+    assert "over the limit of 1048576 bytes" in rows[0][1].results[ck.NOT_KEPT]
+    assert any("checkpoint(s) refused or evicted" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="checkpoint_limit_mb must be a positive number of MB"):
+        Shadho("e", remembering, SPEC, backend=db, fidelity=FID, checkpoint_limit_mb=0)

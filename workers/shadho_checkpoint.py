@@ -41,6 +41,10 @@ from typing import Any, Callable
 __all__ = ["pack", "unpack", "check", "folder_bytes", "run_with_checkpoint", "accepts", "bind_accepted",
            "evaluate_rung", "run_command_rung", "CHECKPOINT_SPEC", "DEFAULT_LIMIT_BYTES"]
 
+#: Why :func:`pack` packed nothing when the folder is empty (not a problem to report).
+NOTHING_WRITTEN = "the objective wrote no checkpoint"
+#: The key of a rung run's results that says why its checkpoint was not kept.
+NOT_KEPT = "shadho_checkpoint_not_kept"
 #: The sandbox file of a Work Queue shell-command task that names its checkpoint archives.
 CHECKPOINT_SPEC = ".shadho-checkpoint.json"
 
@@ -63,7 +67,7 @@ def pack(folder: str, archive: str, limit_bytes: int = DEFAULT_LIMIT_BYTES) -> t
     """Pack ``folder`` into ``archive``; returns (packed, why not). An empty or missing
     folder packs nothing; links are left out (their targets may not exist elsewhere)."""
     if not os.path.isdir(folder) or not any(os.scandir(folder)):
-        return False, "the objective wrote no checkpoint"
+        return False, NOTHING_WRITTEN
     size = folder_bytes(folder)
     if size > limit_bytes:
         return False, f"checkpoint of {size} bytes is over the limit of {limit_bytes} bytes: not kept"
@@ -145,7 +149,9 @@ def run_with_checkpoint(archive_in: str | None, archive_out: str | None, folder:
         packed = False
         if archive_out and res.get("status") == "success":
             os.makedirs(os.path.dirname(os.path.abspath(archive_out)), exist_ok=True)
-            packed, _ = pack(folder, archive_out, limit_bytes)  # refused: the next rung restarts
+            packed, why = pack(folder, archive_out, limit_bytes)  # refused: the next rung restarts
+            if not packed and why != NOTHING_WRITTEN and isinstance(res.get("results"), dict):
+                res = {**res, "results": {**res["results"], NOT_KEPT: why}}  # the master says why
         if archive_out and always_write and not packed:
             open(archive_out, "wb").close()
         return res
