@@ -111,7 +111,7 @@ class Shadho(OriginalApi):
         fidelity (option): ASHA/Hyperband, e.g. ``{'name': 'epochs', 'min': 1, 'max': 81, 'eta': 3}``:
             a callable is called as ``fn(params, epochs=9, checkpoint='/a/folder')`` (see
             :mod:`shadho.rung_task`), a shell command finds ``"epochs"`` and ``"checkpoint"``
-            in ``hyperparameters.json``; ``max_tasks`` counts rung runs.
+            in ``hyperparameters.json``; ``max_tasks`` counts rung runs; ``checkpoint_limit_mb``.
         **options: further settings (``task_timeout``, ``hyperparameters_per_task``,
             ``password``, ``port``, ``name``, ``catalog``, ``worker_python``,
             ``reassign_every``, ``cost_aware``, ``memory_mb``), checked once by
