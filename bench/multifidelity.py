@@ -1,7 +1,7 @@
 """Multi-fidelity benchmark: shadho ASHA with checkpoints vs full-budget TPE (vs Optuna Hyperband).
 
 Run:  nice -n 10 .venv/bin/python bench/multifidelity.py [--seconds 60] [--seeds 5]
-      [--methods asha,full,optuna] [--out bench/results/multifidelity.txt]
+      [--methods asha,full,optuna,hyperband] [--out bench/results/multifidelity.txt]
 
 The task (:mod:`mf_task`): scikit-learn's MLPClassifier on digits, epochs 1..81 (eta 3)
 as the budget, over learning rate, width, alpha and batch size; loss = validation error;
@@ -11,6 +11,7 @@ Every method gets the same wall budget (``--seconds``) and 2 processes on this m
 
 * ``asha``: shadho, ``fidelity={'name': 'epochs', 'min': 1, 'max': 81, 'eta': 3}``,
   TPE fitted on the highest rung with enough results, checkpoints, 2 local workers;
+* ``hyperband``: the same with 3 Hyperband brackets (starting at 1, 3 and 9 epochs);
 * ``full``: shadho, TPE, every trial trained 81 epochs, 2 local workers (the baseline);
 * ``optuna``: Optuna's TPE + HyperbandPruner (1..81, eta 3), two processes on one
   JournalStorage file, validation error reported at the same rung epochs.
@@ -55,8 +56,9 @@ def run_shadho(kind: str, seed: int, seconds: float, workdir: str) -> tuple[Trac
 
     db = os.path.join(workdir, f"{kind}-{seed}.db")
     kw: dict[str, Any] = dict(method="tpe", backend=db, timeout=seconds, seed=seed, local_workers=2, quiet=True)
-    if kind == "asha":
-        opt = Shadho("asha", mf_task.train, mf_task.spec(), fidelity=FIDELITY, **kw)
+    if kind in ("asha", "hyperband"):
+        brackets = 3 if kind == "hyperband" else 1
+        opt = Shadho(kind, mf_task.train, mf_task.spec(), fidelity={**FIDELITY, "brackets": brackets}, **kw)
     else:
         opt = Shadho("full", full_budget, mf_task.spec(), **kw)
     t0 = time.time()
@@ -64,7 +66,7 @@ def run_shadho(kind: str, seed: int, seconds: float, workdir: str) -> tuple[Trac
     done = [t for t in opt.trials if t.state == TrialState.COMPLETE and t.finish_time]
     trace = sorted((t.finish_time - t0, float(t.loss)) for t in done)
     extra = {"runs": len(done)}
-    if kind == "asha":
+    if kind != "full":
         rungs = opt.store.rungs(opt.exp_id)
         extra.update(top=sum(r.rung == len(RUNG_EPOCHS) - 1 for r in rungs), epochs=opt.budget_spent)
     else:
