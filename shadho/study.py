@@ -63,8 +63,10 @@ def open_store(settings: SearchSettings, spaces: Sequence[SearchSpace], classes:
                 "max_tasks": settings.max_tasks, "timeout": settings.timeout, "seed": settings.seed,
                 "compute_classes": [c.name for c in classes], "use_complexity": settings.use_complexity,
                 "use_uncertainty": settings.use_uncertainty,
-                "spaces": [s.name for s in spaces], "space_ids": [s.id for s in spaces]}
+                "spaces": [s.name for s in spaces], "space_ids": [s.id for s in spaces],
+                "fidelity": settings.fidelity.to_dict() if settings.fidelity is not None else None}
     try:
+        study_asha.check_same_fidelity(store, settings.exp_key, settings.fidelity)
         previous = resume.previous_space_ids(store, settings.exp_key)
         exp = store.open_experiment(settings.exp_key, recorded)
         resume.report_spec_changes(store, exp, settings.exp_key, spaces, previous)

@@ -25,7 +25,7 @@ from shadho.trial import TrialState
 if TYPE_CHECKING:
     from shadho.study import Study
 
-__all__ = ["new_items", "budgets", "take_results", "end_of_run"]
+__all__ = ["new_items", "budgets", "take_results", "end_of_run", "check_same_fidelity"]
 
 log = logging.getLogger("shadho")
 
@@ -123,3 +123,22 @@ def end_of_run(study: "Study", quiet: bool = True) -> None:
         log.warning("shadho: %s", study.checkpoints.report())
     if study.done():
         study.checkpoints.clear()
+
+
+def check_same_fidelity(store: Any, exp_key: str, fidelity: Any) -> None:
+    """ConfigError when ``exp_key`` was searched with another fidelity (its rung records
+    would mean other budgets); a fidelity added to a plain search is allowed (ASHA leaves
+    the earlier trials out)."""
+    from shadho.errors import ConfigError
+    from shadho.fidelity import Fidelity
+
+    exp = store.experiment_id(exp_key)
+    before = store.settings(exp).get("fidelity") if exp is not None else None
+    if before is None:
+        return
+    old = Fidelity.of(before)
+    if fidelity is None or (old.name, old.budgets) != (fidelity.name, fidelity.budgets):
+        now = "none" if fidelity is None else f"{fidelity.name} {fidelity.budgets}"
+        raise ConfigError(f"experiment {exp_key!r} was searched with fidelity {old.name} {old.budgets}, "
+                          f"now {now}: its rung records would mean other budgets; resume with "
+                          f"fidelity={before!r} or use a new exp_key")

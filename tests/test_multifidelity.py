@@ -98,6 +98,17 @@ def test_a_missing_checkpoint_restarts_from_scratch(db):
     assert rec.rung == 1 and t.state == TrialState.COMPLETE and t.results["prev"] == 0
 
 
+def test_resume_with_another_fidelity_is_refused(db):
+    Shadho("mf", remembering, SPEC, backend=db, max_tasks=2, local_workers=1, quiet=True, fidelity=FID).run()
+    with pytest.raises(ValueError, match="was searched with fidelity epochs"):
+        Shadho("mf", remembering, SPEC, backend=db, max_tasks=3, quiet=True, fidelity={**FID, "max": 27}).open()
+    with pytest.raises(ValueError, match="now none"):
+        Shadho("mf", lambda p: 0.0, SPEC, backend=db, max_tasks=3, quiet=True).open()
+    Shadho("mf", remembering, SPEC, backend=db, max_tasks=3, local_workers=1, quiet=True,
+           fidelity={**FID, "brackets": 2}).run()  # the same budgets: fine
+    assert len(_rows(db)) == 3
+
+
 def test_a_damaged_archive_gives_an_empty_folder_and_the_run_goes_on(tmp_path):
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"not a tar at all")
