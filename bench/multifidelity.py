@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(lines[-1], flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    first_summary = len(lines)
     lines.append("geometric mean of t(full)/t(method) over seeds that reached the target "
                  "(median over all seeds, 0 = never reached):")
     for m in methods:
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         pair = [a / o for a, o in zip(ratios["asha"], ratios["optuna"]) if a > 0 and o > 0]
         lines.append(f"  asha vs optuna (t(optuna)/t(asha), seeds both reached): {_gmean(pair):.2f}x")
     text = "\n".join(lines) + "\n"
-    print("\n".join(lines[-(len(methods) + 2):]))
+    print("\n".join(lines[first_summary:]))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
         fh.write(text)
