@@ -133,7 +133,7 @@ def _round_two_lines(results: list[tuple[str, str, str]], idle: str) -> list[str
               "", "### Idle unauthenticated connections (bench/idle_connections.py)", "",
               "While a connection is held open to the manager's port without authenticating, Work Queue "
               "waits for it (its `short-timeout`, 5 s by default) and dispatches nothing. shadho sets it to "
-              "1 s (`worker_options={'short_timeout': ...}`); the rest cannot be bounded from the manager: keep "
+              "1 s (`worker_options={'short_timeout_s': ...}`); the rest cannot be bounded from the manager: keep "
               "the port inside the cluster network (a firewall), never on the internet.", "", idle.strip(), ""]
     return lines
 

@@ -250,8 +250,9 @@ class LocalSettings:
 class WorkQueueSettings:
     """The Work Queue manager's (see :class:`~shadho.managers.workqueue.WorkQueueManager`).
 
-    ``options`` are its further keyword options (``worker_timeout``, ``memory_mb``, ...),
-    checked against the manager's table of valid ones.
+    ``options`` are its further keyword options (``worker_timeout_s``, ``memory_mb``, ...),
+    checked against the manager's table of valid ones (the names before units were added,
+    such as ``worker_timeout``, still work, with a DeprecationWarning).
 
     Example:
         >>> WorkQueueSettings(local_workers=2, name='svm').name
@@ -259,7 +260,7 @@ class WorkQueueSettings:
         >>> WorkQueueSettings(options={'worker_timout': 5})
         Traceback (most recent call last):
         ...
-        TypeError: WorkQueueManager got unknown option(s) worker_timout (did you mean 'worker_timeout'?); valid: ...
+        TypeError: WorkQueueManager got unknown option(s) worker_timout (did you mean 'worker_timeout_s'?); valid: ...
     """
 
     local_workers: int | tuple[dict[str, Any], ...] | None = None
@@ -275,7 +276,11 @@ class WorkQueueSettings:
         from shadho.config import did_you_mean
         from shadho.managers.workqueue import OPTIONS
 
-        opts = check_options("worker_options", self.options) or {}
+        from shadho.deprecation import renamed_options
+        from shadho.managers.workqueue import RENAMED_OPTIONS
+
+        opts = renamed_options(dict(check_options("worker_options", self.options) or {}), RENAMED_OPTIONS,
+                               "WorkQueueManager", stacklevel=5)
         bad = sorted(set(opts) - set(OPTIONS))
         if bad:
             raise TypeError(f"WorkQueueManager got unknown option(s) {', '.join(bad)}"

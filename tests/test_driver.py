@@ -66,15 +66,17 @@ def test_resume_keeps_finished_and_honours_the_total_budget(db):
     assert len(again) == 20
 
 
-def _wait_for_complete(db: str, n: int, limit: float = 90.0) -> None:
-    """Poll the store (read-only) until ``n`` trials are COMPLETE: no fixed sleeps on a busy machine."""
+def _wait_for_complete(db: str, n: int, limit: float = 90.0, running: int = 0) -> None:
+    """Poll the store (read-only) until ``n`` trials are COMPLETE (and ``running`` RUNNING):
+    no fixed sleeps on a busy machine."""
     from shadho.errors import StoreError
     from shadho.store import ResultsStore
     t0 = time.time()
     while time.time() - t0 < limit:
         try:
             with ResultsStore(db, readonly=True) as r:
-                if r.experiments() and r.counts(1)["COMPLETE"] >= n:
+                c = r.counts(1) if r.experiments() else None
+                if c and c["COMPLETE"] >= n and c["RUNNING"] >= running:
                     return
         except StoreError:
             pass
@@ -95,7 +97,7 @@ def test_master_killed_mid_run_resumes_in_flight_trials(db, tmp_path):
         opt.run()
     """))
     proc = subprocess.Popen([sys.executable, str(script), "2.0"])  # slow: a loaded machine still kills it mid-run
-    _wait_for_complete(db, 2)
+    _wait_for_complete(db, 2, running=1)  # both workers finish together: wait for the next submission
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     from shadho.store import ResultsStore

@@ -133,7 +133,7 @@ def test_no_local_workers_unless_asked_and_connection_notice_repeats(tmp_path: P
     t.start()
     opt = Shadho("e", "bash task.sh", {"x": spaces.uniform(0, 1)}, backend=str(tmp_path / "r.db"),
                  manager="workqueue", port=port, password=password, timeout=9, quiet=True,
-                 worker_options={"connect_notice_every": 2})
+                 worker_options={"connect_notice_every_s": 2})
     try:
         trials = opt.run()
     finally:
@@ -177,7 +177,7 @@ def test_unmatched_and_impossible_classes_are_said(tmp_path: Path, password: str
     port = _free_port()
     opt = Shadho("e", _square, {"x": spaces.uniform(0, 1)}, backend=str(tmp_path / "r.db"),
                  manager="workqueue", port=port, password=password, timeout=20, quiet=True,
-                 worker_options={"unmatched_after": 3})
+                 worker_options={"unmatched_after_s": 3})
     opt.add_compute_class("titan", "feature", "nope")
     opt.add_compute_class("big", "cores", 32)
     workers.start("--password", password, "localhost", str(port))

@@ -119,7 +119,7 @@ def _sim(classes: Sequence[str]) -> ExecutionManager:
 def _workqueue(classes: Sequence[str]) -> ExecutionManager:
     from shadho.managers.workqueue import WorkQueueManager
 
-    return WorkQueueManager(local_workers=2, worker_timeout=20)
+    return WorkQueueManager(local_workers=2, worker_timeout_s=20)
 
 
 HARNESSES = {"local": dict(make=_local), "sim": dict(make=_sim, processes=False, commands=False, slow_s=0.0),

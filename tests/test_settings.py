@@ -87,9 +87,9 @@ def test_settings_are_frozen_and_normalised(db):
 
 
 def test_unknown_work_queue_option_suggests_the_valid_one(db):
-    with pytest.raises(TypeError, match=r"worker_timout \(did you mean 'worker_timeout'\?\); valid: "):
+    with pytest.raises(TypeError, match=r"worker_timout \(did you mean 'worker_timeout_s'\?\); valid: "):
         WorkQueueManager(worker_timout=5)
-    with pytest.raises(TypeError, match=r"worker_timout \(did you mean 'worker_timeout'\?\)"):
+    with pytest.raises(TypeError, match=r"worker_timout \(did you mean 'worker_timeout_s'\?\)"):
         Shadho("e", quad, SPEC, backend=db, worker_options={"worker_timout": 5})  # at construction, not run()
 
 
@@ -108,8 +108,21 @@ def test_a_configured_local_manager_runs(db):
 
 @pytest.mark.workqueue
 def test_a_configured_work_queue_manager_runs_with_real_workers(db):
-    manager = WorkQueueManager(local_workers=2, port=0, worker_timeout=30)
+    manager = WorkQueueManager(local_workers=2, port=0, worker_timeout_s=30)
     opt = Shadho("e", quad, SPEC, backend=db, manager=manager, max_tasks=4, quiet=True, seed=0, timeout=120)
     trials = opt.run()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert {t.worker for t in trials} and all(t.worker for t in trials)
+
+
+def test_work_queue_options_carry_their_unit_and_old_names_still_work():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = WorkQueueManager(worker_timeout=20, connect_notice_every=5)
+    assert m.options["worker_timeout_s"] == 20 and m.options["connect_notice_every_s"] == 5
+    assert "worker_timeout" not in m.options
+    assert any("use worker_timeout_s=" in str(w.message) for w in caught if w.category is DeprecationWarning)
+    with pytest.raises(TypeError, match="not both"):
+        WorkQueueManager(worker_timeout=20, worker_timeout_s=30)

@@ -1,6 +1,7 @@
 """The Work Queue manager against real ``work_queue_worker`` processes (no mocks)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -57,7 +58,7 @@ def test_missing_work_queue_names_both_install_routes(monkeypatch):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(TypeError, match="unknown option.*valid: worker_timeout"):
+    with pytest.raises(TypeError, match="unknown option.*valid: worker_timeout_s"):
         WorkQueueManager(bogus=1)
     with pytest.raises(ValueError, match="unknown local worker spec key.*valid: cores, memory"):
         WorkQueueManager(local_workers=[{"cpus": 2}])
@@ -176,49 +177,55 @@ def test_stop_kills_workers_removes_files_and_releases_the_port(tmp_path):
         s.bind(("", port))
 
 
-@pytest.mark.workqueue
-def test_set_priorities_reorders_waiting_tasks(tmp_path):
-    def stamp(p):
-        import time
-        time.sleep(0.05)
-        return {"loss": 0.0, "t": time.time()}
+def _stamp(p):
+    import time
+    time.sleep(0.05)
+    return {"loss": 0.0, "t": time.time()}
 
+
+@contextlib.contextmanager
+def _one_core_manager(name):
+    """A Work Queue manager of ``_stamp`` and a way to start its one 1-core worker."""
     m = WorkQueueManager(local_workers=0)
-    m.start(RunSettings("prio", objective=stamp))
+    m.start(RunSettings(name, objective=_stamp))
+    procs = []
+
+    def start_worker():
+        procs.append(subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password",
+                                       m.password_file, "--cores", "1", "-t", "30"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
     try:
+        yield m, start_worker
+    finally:
+        m.stop()
+        for w in procs:
+            os.killpg(w.pid, signal.SIGKILL)
+            w.wait()
+
+
+def _run_order(out):
+    return [o.trial_id for o in sorted(out, key=lambda o: o.results["t"])]
+
+
+def test_set_priorities_reorders_waiting_tasks():
+    with _one_core_manager("prio") as (m, start_worker):
         for i in range(6):
             m.submit(TaskSpec(i, "a" if i < 3 else "b", ((i, {}),), priority=0.0))
         m.set_priorities({None: {"a": 1.0, "b": 5.0}})  # b first now
         assert m.in_flight == 6 and len(m._q._task_table) == 6
-        w = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m.password_file, "--cores", "1",
-                              "-t", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-        out = _drain(m, 6)
-        order = [o.trial_id for o in sorted(out, key=lambda o: o.results["t"])]
+        start_worker()
+        order = _run_order(_drain(m, 6))
         assert sorted(order[:3]) == [3, 4, 5] and sorted(order[3:]) == [0, 1, 2], order
-    finally:
-        m.stop()
-        os.killpg(w.pid, signal.SIGKILL)
-        w.wait()
 
 
-def test_tasks_of_equal_priority_run_in_submission_order(tmp_path):
+def test_tasks_of_equal_priority_run_in_submission_order():
     # cctools 8.0 alone runs equal-priority tasks newest first: on a busy class the first
     # task queued waited while every later one overtook it, to the end of the run.
-    def stamp(p):
-        import time
-        time.sleep(0.05)
-        return {"loss": 0.0, "t": time.time()}
-
-    m = WorkQueueManager(local_workers=0)
-    m.start(RunSettings("fifo", objective=stamp))
-    w = None
-    try:
+    with _one_core_manager("fifo") as (m, start_worker):
         for i in range(4):
             m.submit(TaskSpec(i, "a", ((i, {}),), priority=0.0))
-        w = subprocess.Popen(["work_queue_worker", "localhost", str(m.port), "--password", m.password_file, "--cores", "1",
-                              "-t", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+        start_worker()
         out, n = [], 4
         while len(out) < 8:  # a new task arrives each time one ends, as in a search
             got = _drain(m, 1)
@@ -227,13 +234,8 @@ def test_tasks_of_equal_priority_run_in_submission_order(tmp_path):
             while n < 4 + len(out) and n < 8:
                 m.submit(TaskSpec(n, "a", ((n, {}),), priority=0.0))
                 n += 1
-        order = [o.trial_id for o in sorted(out, key=lambda o: o.results["t"])]
+        order = _run_order(out)
         assert order == sorted(order), order
-    finally:
-        m.stop()
-        if w is not None:
-            os.killpg(w.pid, signal.SIGKILL)
-            w.wait()
 
 
 @pytest.mark.workqueue

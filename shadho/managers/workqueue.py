@@ -45,9 +45,12 @@ from shadho.notices import Connection, ConnectNotice, UnmatchedNotice
 log = logging.getLogger("shadho")
 
 #: Extra keyword options of WorkQueueManager, with their defaults.
-OPTIONS = {"worker_timeout": 60, "worker_args": (), "max_retries": 5, "queue_margin": None,
-           "worker_binary": "work_queue_worker", "connect_notice_every": 30.0, "unmatched_after": 60.0,
-           "memory_mb": None, "short_timeout": 1, "max_runs": 5}
+OPTIONS = {"worker_timeout_s": 60, "worker_args": (), "max_retries": 5, "queue_margin": None,
+           "worker_binary": "work_queue_worker", "connect_notice_every_s": 30.0, "unmatched_after_s": 60.0,
+           "memory_mb": None, "short_timeout_s": 1, "max_runs": 5}
+#: Option names before their unit was added: still accepted, with a DeprecationWarning.
+RENAMED_OPTIONS = {"worker_timeout": "worker_timeout_s", "short_timeout": "short_timeout_s",
+                   "connect_notice_every": "connect_notice_every_s", "unmatched_after": "unmatched_after_s"}
 _DEFAULT = "shadho-default"
 #: Scratch folders of Work Queue runs: ``$TMPDIR/shadho-wq-<master pid>-<random>`` (see tmpdirs).
 RUN_FOLDER_PREFIX = "shadho-wq-"
@@ -109,12 +112,12 @@ class WorkQueueManager(ExecutionManager):
         worker_python: the Python that runs callable objectives on workers. Default:
             this interpreter on workers shadho starts, ``python3`` on others.
         max_queued_tasks: most tasks waiting (beyond free slots) per compute class.
-        worker_timeout: local workers exit this many seconds after losing the manager.
+        worker_timeout_s: local workers exit this many seconds after losing the manager.
         worker_args: extra command-line arguments for local workers.
         max_retries: times Work Queue itself moves a task to another worker after worker failures.
         max_runs: most times a trial is run while its workers keep being lost (killed or
             disconnected); then it FAILS with that cause.
-        short_timeout: seconds Work Queue waits for a new connection to authenticate (and
+        short_timeout_s: seconds Work Queue waits for a new connection to authenticate (and
             for a brief message to a worker); an idle connection stalls dispatch this long.
         queue_margin: tasks kept waiting per class beyond free slots (default: half
             the slots, at least 2, at most max_queued_tasks).
@@ -166,13 +169,13 @@ class WorkQueueManager(ExecutionManager):
             self._q.enable_monitoring(None, True)
         self._files = packaging.stage_files(self._tmp, settings)
         self._workers = LocalWorkers(self.worker_specs, folder=self._tmp, binary=self.options["worker_binary"],
-                                     connect_timeout=self.options["worker_timeout"],
+                                     connect_timeout=self.options["worker_timeout_s"],
                                      extra_args=self.options["worker_args"], python=self.worker_python)
         self._workers.start(self.port, self._pw)
         catalog = (self.catalog or catalog_address()) if self.name else None
         where = Connection(socket.gethostname(), self.port, self.name, self._pw, catalog)
-        self._connect = ConnectNotice(where, every=float(self.options["connect_notice_every"]))
-        self._unmatched = UnmatchedNotice(after=float(self.options["unmatched_after"]))
+        self._connect = ConnectNotice(where, every=float(self.options["connect_notice_every_s"]))
+        self._unmatched = UnmatchedNotice(after=float(self.options["unmatched_after_s"]))
         self._say_notices()
 
     def _open_queue(self) -> None:
@@ -187,7 +190,7 @@ class WorkQueueManager(ExecutionManager):
         self._q = q
         self.port = q.port
         q.specify_password_file(self._pw)
-        tune_against_idle_connections(q, self.options["short_timeout"])
+        tune_against_idle_connections(q, self.options["short_timeout_s"])
         if self.name:
             if self.catalog:
                 q.specify_catalog_server(*split_catalog(self.catalog))
