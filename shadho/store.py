@@ -62,6 +62,10 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
+#: Commits between the WAL checkpoints the store runs itself (automatic ones are off).
+_CHECKPOINT_EVERY = 100
+
+
 class ResultsStore(StoreReads):
     """A shadho results file (SQLite): the writes here, the reads from :class:`StoreReads`.
 
@@ -105,6 +109,10 @@ class ResultsStore(StoreReads):
             raise
         if on_disk and not readonly:
             self._watch = _integrity.FileWatch(self.path)
+            # Checkpoints only after a commit found the file intact (see _Tx): an automatic
+            # one inside COMMIT could write the WAL's pages back into a file truncated behind
+            # our back, and the damage would no longer show (seen once in CI).
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
 
     # ------------------------------------------------------------ lifecycle
 
@@ -149,6 +157,10 @@ class ResultsStore(StoreReads):
             if exc_type is None:
                 self.conn.execute("COMMIT")
                 if self.watch is not None:
+                    self.watch.check()  # damage during the transaction, before a checkpoint hides it
+                    self.watch.commits += 1
+                    if self.watch.commits % _CHECKPOINT_EVERY == 0:
+                        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     self.watch.committed()
             elif self.conn.in_transaction:  # SQLite may have rolled back already (a full disk)
                 self.conn.execute("ROLLBACK")

@@ -121,6 +121,7 @@ class FileWatch:
         self.path = path
         self.db = _identity(path)
         self.wal = _identity(path + "-wal")
+        self.commits = 0
 
     def check(self) -> None:
         """Raise :class:`StoreDamagedError` if the file changed behind the master's back."""
