@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 from shadho.fidelity import Fidelity
 
-__all__ = ["RungResult", "Job", "next_job", "promotable", "bracket_weights", "choose_bracket"]
+__all__ = ["RungResult", "Job", "next_job", "candidates", "promotable", "bracket_weights", "choose_bracket"]
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,24 @@ def next_job(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fi
         results: every rung result so far.
         pending: the jobs submitted and not finished (their promotions are not repeated).
     """
+    return candidates(results, pending, fidelity)[0]
+
+
+def candidates(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fidelity) -> list[Job]:
+    """Every job the rule allows now, in its order: the due promotions of all brackets
+    (highest rung first; at one rung the lower bracket first, best first), then the new
+    configuration. The first is :func:`next_job`'s; a hardware-aware slot may take another
+    (:mod:`shadho.heuristics.rung_costs`).
+
+    Example:
+        >>> f = Fidelity("epochs", 1, 9, eta=3)
+        >>> done = [RungResult(c, 0, 9.0 - c) for c in range(6)]
+        >>> candidates(done, [], f)
+        [Job(config=5, rung=1, bracket=0), Job(config=4, rung=1, bracket=0), Job(config=None, rung=0, bracket=0)]
+    """
     results, pending = list(results), list(pending)
-    best: Job | None = None
-    for b in fidelity.bracket_rungs:
-        jobs = promotable(results, pending, fidelity, b)
-        if jobs and (best is None or jobs[0].rung > best.rung):
-            best = jobs[0]
-    if best is not None:
-        return best
+    promotions = [j for b in fidelity.bracket_rungs for j in promotable(results, pending, fidelity, b)]
+    promotions.sort(key=lambda j: -j.rung)  # stable: brackets, then ASHA's best-first order
     first: dict[int, int] = {}
     for r in results:
         first.setdefault(r.config, r.bracket)
@@ -117,4 +127,4 @@ def next_job(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fi
         if j.config is not None:
             first.setdefault(j.config, j.bracket)
     b = choose_bracket(list(first.values()) + [j.bracket for j in pending if j.config is None], fidelity)
-    return Job(None, b, b)
+    return promotions + [Job(None, b, b)]

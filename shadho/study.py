@@ -113,6 +113,8 @@ class Study:
         #: The rung records and checkpoints of a multi-fidelity search (None without a fidelity).
         self.rungs: RungBook | None = None
         self.checkpoints: CheckpointStore | None = None
+        #: Hardware-aware rungs (:func:`shadho.study_asha.router`; built on first use).
+        self.rung_router: Any = None
         if settings.fidelity is not None:
             self.rungs = RungBook(settings.fidelity, {s.id: s.dim for s in self.spaces})
             self.checkpoints = CheckpointStore.for_settings(settings)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from shadho.asha import Job
+from shadho.heuristics.rung_costs import RungRouter
 from shadho.rung_task import Budget
 from shadho_checkpoint import NOT_KEPT
 from shadho.spaces import SearchSpace
@@ -25,7 +27,7 @@ from shadho.trial import TrialState
 if TYPE_CHECKING:
     from shadho.study import Study
 
-__all__ = ["new_items", "budgets", "take_results", "end_of_run", "check_same_fidelity"]
+__all__ = ["new_items", "budgets", "take_results", "end_of_run", "check_same_fidelity", "router"]
 
 log = logging.getLogger("shadho")
 
@@ -46,8 +48,12 @@ def new_items(study: "Study", class_key: str | None, n: int) -> tuple[SearchSpac
     pending = set(study.live_ids()) | {r[0] for r in study.requeued}
     space: SearchSpace | None = None
     items: list[Item] = []
+    routes = router(study)
     for _ in range(n):
-        job = book.next_job(pending | {t[0] for t in items})
+        if routes is None or routes.neutral:
+            job = book.next_job(pending | {t[0] for t in items})
+        else:
+            job, space = _routed_job(study, routes, pending | {t[0] for t in items}, class_key, space)
         if job.config is None:
             if space is None:
                 space = study.space_by_id[study.scheduler.pick(class_key, study._rng)]
@@ -69,6 +75,42 @@ def new_items(study: "Study", class_key: str | None, n: int) -> tuple[SearchSpac
         items.append((tid, params, xt))
     assert space is not None
     return space, items
+
+
+def _routed_job(study: "Study", routes: RungRouter, busy: set[int], class_key: str | None,
+                space: SearchSpace | None) -> tuple[Job, SearchSpace | None]:
+    """The job a hardware-aware slot of ``class_key`` takes among those ASHA allows (of
+    ``space`` only once the task has one), and the task's space when it is a new one."""
+    book = study.rungs
+    assert book is not None
+    jobs = book.candidates(busy)
+    if space is not None:
+        jobs = [j for j in jobs if j.config is None or book.configs[j.config][0] == space.id]
+    new_space = space if space is not None else study.space_by_id[study.scheduler.pick(class_key, study._rng)]
+    job = routes.choose(jobs, class_key, lambda j: new_space.id if j.config is None else book.configs[j.config][0],
+                        study._rng)
+    return job, (new_space if job.config is None else space)
+
+
+def router(study: "Study") -> RungRouter | None:
+    """The study's hardware-aware rung router, re-planned every ``reassign_every`` rung
+    results (None with the heuristics off or one class: ASHA's own order). Built on first
+    use from the finished rung runs in the store, so a resumed master plans as before."""
+    scheduler, book = study.scheduler, study.rungs
+    assert book is not None
+    if scheduler.baseline or len(scheduler.keys) < 2:
+        return None
+    routes: RungRouter | None = study.rung_router
+    if routes is None:
+        routes = RungRouter(book.fidelity, [s.id for s in study.spaces], list(scheduler.keys))
+        for t in study.store.iter_trials(study.exp):
+            if t.state == TrialState.COMPLETE and t.id in book.of_trial:
+                routes.observe(t.space_id, t.compute_class, book.units(t.id), t.runtime)
+        study.rung_router = routes
+        routes.solve(book.space_shares([s.id for s in study.spaces]))
+    elif routes.due(study.settings.reassign_every):
+        routes.solve(book.space_shares([s.id for s in study.spaces]))
+    return routes
 
 
 def budgets(study: "Study", trial_ids: Sequence[int]) -> tuple[Budget, ...]:
@@ -96,6 +138,9 @@ def take_results(study: "Study", updates: Sequence[TrialUpdate]) -> None:
         at = book.finish(u.trial_id, u.loss if u.state == TrialState.COMPLETE else None)
         if at is None:
             continue
+        if study.rung_router is not None and u.state == TrialState.COMPLETE and u.start_time and u.finish_time:
+            study.rung_router.observe(book.configs[at.config][0], u.compute_class, book.units(u.trial_id),
+                                      u.finish_time - u.start_time)
         incoming = ck.incoming(u.trial_id)
         if isinstance(u.results, dict) and u.results.get(NOT_KEPT):
             ck.refused.append((at.config, str(u.results[NOT_KEPT])))  # refused on the worker

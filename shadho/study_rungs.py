@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
 
-from shadho.asha import Job, RungResult, next_job
+from shadho.asha import Job, RungResult, candidates, next_job
 from shadho.fidelity import Fidelity
 from shadho.history import History
 
@@ -96,6 +96,29 @@ class RungBook:
         jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
                 for t in pending if t in self.of_trial and t not in self._finished]
         return next_job(self.results, jobs, self.fidelity)
+
+    def candidates(self, pending: Collection[int]) -> list[Job]:
+        """Every job ASHA allows now, in its order (:func:`shadho.asha.candidates`)."""
+        jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
+                for t in pending if t in self.of_trial and t not in self._finished]
+        return candidates(self.results, jobs, self.fidelity)
+
+    def units(self, trial_id: int) -> float:
+        """The budget units rung trial ``trial_id`` trains: its rung's budget, less the one
+        its checkpoint holds when it continues a rung below."""
+        at = self.of_trial[trial_id]
+        f = self.fidelity
+        return f.budget(at.rung) - (f.budget(at.rung - 1) if at.rung > at.bracket else 0)
+
+    def space_shares(self, space_ids: list[str]) -> list[float]:
+        """Each space's share of the configurations started so far (one more each, so a
+        space not started yet keeps a share)."""
+        counts = {s: 1.0 for s in space_ids}
+        for sid, _, _ in self.configs.values():
+            if sid in counts:
+                counts[sid] += 1
+        total = sum(counts.values())
+        return [counts[s] / total for s in space_ids]
 
     def sampling_history(self, space_id: str, startup: int) -> History:
         """BOHB-style: the highest rung of ``space_id`` with at least ``startup`` results,

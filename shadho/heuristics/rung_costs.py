@@ -1,0 +1,272 @@
+"""Hardware-aware rungs: what a rung run costs on each class, and which class runs which rung.
+
+A rung run of configuration ``x`` trains ``u`` budget units (epochs): the rung's budget,
+less the budget its checkpoint already holds when it continues one. Its runtime on
+class ``c`` is modelled as a start-up overhead plus a cost per unit,
+
+    runtime ~ a[s, c] + b[s, c] * u
+
+(model load, CUDA initialisation, data staging, then the training itself), learned per
+(search space s, class c) from the finished rung runs by :class:`RungCostModel`:
+
+* the runs of a pair are averaged per distinct ``u`` (one point per rung seen), and the
+  line is the least-squares fit through those points, with ``a, b >= 0`` (a negative
+  intercept refits through the origin, a negative slope gives the mean);
+* thin data is pooled: a pair with fewer than ``min_runs`` runs, or one distinct ``u``,
+  keeps its class's overhead (the same fit over all spaces the class ran) and takes
+  only its slope from its own runs; a pair with no runs takes the class's line. A
+  class is *ready* once its runs cover two distinct ``u``.
+
+:class:`RungRouter` then uses (search space, rung) as the unit of the comparative-
+advantage assignment (:func:`shadho.heuristics.assignment.assign`): unit ``(s, k)``
+costs ``a + b * u_k`` seconds on class c (``u_k`` the mean units a rung-k run trains),
+and ASHA asks for its trials in the proportions ``d[s, k] = share_s * r_k``, with
+``r_k = sum over brackets b <= k of (bracket b's share) * eta**-(k - b)`` and
+``share_s`` the smoothed share of configurations started in space s. The market's
+budgets are set so every unit gets trials in those proportions: starting from
+``w = d * min_c t``, a few rounds of ``w[u] = d[u] * min_c p_c * t[u, c]`` with ``p_c``
+the class prices of the last solution (at that fixed point every unit buys only at its
+lowest price per trial, which is the allocation that finishes the most max-budget runs
+per second). Overhead-dominated low rungs then go to the classes whose overhead is
+cheapest (small CPU nodes), long promotions to the classes where a budget unit is
+cheapest (GPU nodes).
+
+A free slot of class c chooses among the jobs ASHA allows now (every due promotion, and
+a new configuration) with probability proportional to c's pick weight of each job's
+unit; it never waits, so a class with nothing it is best at takes what there is. The
+router is *neutral* (ASHA's own order: the highest promotion first, else a new
+configuration) until every class is ready, with one class, or when the plan's
+max-budget completions per second are under ``1 + min_gain`` times those of every
+class running the same mix of rungs (the heuristics-off behaviour).
+
+Example (hand-worked): class ``cpu`` costs 5 s + 10 s/epoch, ``gpu`` 60 s + 1 s/epoch:
+
+    >>> m = RungCostModel(['s'], ['cpu', 'gpu'])
+    >>> for u in (1, 3, 9):
+    ...     _ = m.add('s', 'cpu', u, 5 + 10 * u), m.add('s', 'gpu', u, 60 + 1 * u)
+    >>> a, b = m.fit()
+    >>> a.round(6).tolist(), b.round(6).tolist()
+    ([[5.0, 60.0]], [[10.0, 1.0]])
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from shadho.asha import Job, bracket_weights
+from shadho.fidelity import Fidelity
+from shadho.heuristics.assignment import assign
+
+__all__ = ["RungCostModel", "RungRouter", "line_fit", "rung_demand"]
+
+
+def line_fit(u: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """``(a, b)`` of the least-squares line ``y ~ a + b u`` with ``a, b >= 0`` (one point:
+    through the origin).
+
+    Example:
+        >>> line_fit([1, 3], [15, 35])
+        (5.0, 10.0)
+        >>> line_fit([1, 3], [10, 9])      # a falling line: the mean, no slope
+        (9.5, 0.0)
+        >>> line_fit([2], [8])
+        (0.0, 4.0)
+    """
+    x, t = np.asarray(u, dtype=float), np.asarray(y, dtype=float)
+    if len(x) >= 2 and np.ptp(x) > 0:
+        dx = x - x.mean()
+        b = float((dx * (t - t.mean())).sum() / (dx * dx).sum())
+        a = float(t.mean()) - b * float(x.mean())
+        if b < 0:
+            return float(t.mean()), 0.0
+        if a >= 0:
+            return float(a), float(b)
+    return 0.0, max(0.0, float((x * t).sum() / max((x * x).sum(), 1e-300)))
+
+
+class RungCostModel:
+    """Overhead and per-unit cost of every (space, class) pair (see the module docstring).
+
+    Args:
+        space_ids: the search spaces, in the order of the fitted rows.
+        class_keys: the compute classes, in the order of the fitted columns.
+        min_runs: runs a pair needs (over two distinct budgets) for its own overhead.
+    """
+
+    def __init__(self, space_ids: Sequence[str], class_keys: Sequence[str | None], min_runs: int = 3) -> None:
+        self.space_ids, self.class_keys = list(space_ids), list(class_keys)
+        self._s = {s: i for i, s in enumerate(self.space_ids)}
+        self._c = {c: j for j, c in enumerate(self.class_keys)}
+        self.min_runs = int(min_runs)
+        #: (space, class) -> units -> [runs, sum of runtimes]
+        self._sums: dict[tuple[int, int], dict[float, list[float]]] = {}
+        self.busy = np.zeros(len(self.class_keys))
+        self.runs = 0
+
+    def add(self, space_id: str, class_key: str | None, units: float, runtime: float | None) -> bool:
+        """One finished rung run that trained ``units`` in ``runtime`` seconds (False:
+        not usable: unknown space or class, no runtime, no units)."""
+        s, c = self._s.get(space_id), self._c.get(class_key)
+        if s is None or c is None or runtime is None or not (runtime > 0 and math.isfinite(runtime)) \
+                or not units > 0:
+            return False
+        cell = self._sums.setdefault((s, c), {}).setdefault(float(units), [0.0, 0.0])
+        cell[0] += 1
+        cell[1] += float(runtime)
+        self.busy[c] += float(runtime)
+        self.runs += 1
+        return True
+
+    def _points(self, s: int | None, c: int) -> tuple[list[float], list[float], int]:
+        """Distinct units, the mean runtime at each, and the runs behind them (all spaces
+        of class c when ``s`` is None)."""
+        merged: dict[float, list[float]] = {}
+        for (si, ci), cells in self._sums.items():
+            if ci == c and (s is None or si == s):
+                for u, (n, tot) in cells.items():
+                    m = merged.setdefault(u, [0.0, 0.0])
+                    m[0] += n
+                    m[1] += tot
+        us = sorted(merged)
+        return us, [merged[u][1] / merged[u][0] for u in us], int(sum(v[0] for v in merged.values()))
+
+    def ready(self) -> np.ndarray:
+        """Per class: its runs cover two distinct budgets (its overhead can be told apart)."""
+        return np.array([len(self._points(None, c)[0]) >= 2 for c in range(len(self.class_keys))], dtype=bool)
+
+    def fit(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, b)``: ``S x C`` overheads (seconds) and seconds per budget unit."""
+        S, C = len(self.space_ids), len(self.class_keys)
+        a, b = np.zeros((S, C)), np.zeros((S, C))
+        for c in range(C):
+            us, ys, _ = self._points(None, c)
+            ac, bc = line_fit(us, ys) if us else (0.0, 0.0)
+            for s in range(S):
+                us, ys, n = self._points(s, c)
+                if len(us) >= 2 and n >= self.min_runs:
+                    a[s, c], b[s, c] = line_fit(us, ys)
+                elif us:  # the class's overhead; the slope from this pair's own runs
+                    x, t = np.asarray(us), np.asarray(ys) - ac
+                    a[s, c], b[s, c] = ac, max(0.0, float((x * t).sum() / (x * x).sum()))
+                else:
+                    a[s, c], b[s, c] = ac, bc
+        return a, b
+
+    def seconds(self, space_id: str, class_key: str | None, units: float) -> float:
+        """The modelled runtime of one rung run of ``units`` on ``class_key``."""
+        a, b = self.fit()
+        s, c = self._s[space_id], self._c[class_key]
+        return float(a[s, c] + b[s, c] * units)
+
+
+def rung_demand(fidelity: Fidelity) -> tuple[np.ndarray, np.ndarray]:
+    """``(r, u)`` per rung: ASHA's relative number of runs ``r_k`` and the mean budget
+    units ``u_k`` a run trains (a promotion continues from the rung below).
+
+    Example:
+        >>> r, u = rung_demand(Fidelity('epochs', 1, 9, eta=3))
+        >>> r.round(4).tolist(), u.tolist()
+        ([1.0, 0.3333, 0.1111], [1.0, 2.0, 6.0])
+    """
+    K, eta = fidelity.n_rungs, fidelity.eta
+    bw = bracket_weights(fidelity)
+    r, units = np.zeros(K), np.zeros(K)
+    for k in range(K):
+        for b in fidelity.bracket_rungs:
+            if b <= k:
+                n = bw[b] * float(eta) ** -(k - b)
+                inc = fidelity.budget(k) - (fidelity.budget(k - 1) if k > b else 0)
+                r[k] += n
+                units[k] += n * inc
+    units = units / np.where(r > 0, r, 1.0)
+    return r / r[0] if r[0] > 0 else r, units
+
+
+class RungRouter:
+    """Which class runs which (space, rung) (see the module docstring).
+
+    Args:
+        fidelity: the search's budget.
+        space_ids, class_keys: as :class:`RungCostModel`.
+        min_gain: the planned gain in max-budget completions under which it stays neutral.
+        rounds: fixed-point rounds of the market's budgets per :meth:`solve`.
+    """
+
+    def __init__(self, fidelity: Fidelity, space_ids: Sequence[str], class_keys: Sequence[str | None], *,
+                 min_gain: float = 0.05, rounds: int = 8) -> None:
+        self.fidelity = fidelity
+        self.model = RungCostModel(space_ids, class_keys)
+        self.min_gain, self.rounds = float(min_gain), int(rounds)
+        self.demand, self.units = rung_demand(fidelity)
+        self.neutral = True
+        self.gain = 1.0
+        #: ``(S * K) x C`` pick weights of each class over the units (row ``s * K + k``).
+        self.weights: np.ndarray | None = None
+        self.seconds: np.ndarray | None = None
+        self._bids: np.ndarray | None = None
+        self._since = 0
+
+    def observe(self, space_id: str, class_key: str | None, units: float, runtime: float | None) -> None:
+        if self.model.add(space_id, class_key, units, runtime):
+            self._since += 1
+
+    def due(self, every: int) -> bool:
+        return self._since >= max(1, every)
+
+    def unit(self, space_id: str, rung: int) -> int:
+        return self.model._s[space_id] * self.fidelity.n_rungs + rung
+
+    def solve(self, space_share: Sequence[float]) -> None:
+        """Re-plan from the runtimes so far; ``space_share``: each space's share of new
+        configurations (sums to 1)."""
+        self._since = 0
+        C = len(self.model.class_keys)
+        if C < 2 or not self.model.ready().all():
+            self.neutral = True
+            return
+        a, b = self.model.fit()
+        T = np.maximum(a[:, None, :] + b[:, None, :] * self.units[None, :, None], 1e-6)  # S x K x C
+        T = T.reshape(-1, C)
+        d = (np.asarray(space_share, dtype=float)[:, None] * self.demand[None, :]).reshape(-1)
+        busy = self.model.busy
+        cap = busy / busy.sum() if (busy > 0).all() else np.full(C, 1.0 / C)
+        a_ = self._plan(T, d, cap)
+        # Runs per second of each unit (per slot of the whole pool): its share of each
+        # class's time, times the class's share of the slots, over the seconds per run.
+        n = (a_.time * cap[None, :] / T).sum(axis=1)
+        planned = float(np.min(n[d > 0] / d[d > 0]))
+        oblivious = float((cap / (d[:, None] * T).sum(axis=0)).sum())
+        self.gain = planned / oblivious if oblivious > 0 else 1.0
+        self.neutral = self.gain < 1.0 + self.min_gain
+        self.weights, self.seconds = a_.weights, T
+
+    def _plan(self, T: np.ndarray, d: np.ndarray, cap: np.ndarray) -> Any:
+        """The assignment whose budgets give every unit trials in proportion to ``d``."""
+        w = d * T.min(axis=1)
+        result = None
+        for _ in range(self.rounds):
+            result = assign(np.ones(len(d)), -np.log(T), cap, share=w / w.sum(), align=0.0,
+                            warm=self._bids)
+            self._bids = result.bids
+            price = result.bids.sum(axis=0) / np.maximum(cap, 1e-300)
+            w = np.maximum(d * (price[None, :] * T).min(axis=1), 1e-12)
+        return result
+
+    def choose(self, jobs: Sequence[Job], class_key: str | None, space_of: Callable[[Job], str],
+               rng: np.random.Generator) -> Job:
+        """One of ``jobs`` (in ASHA's order) for a free slot of ``class_key``: the first
+        one when neutral, else drawn by the class's weights of the jobs' units (the first
+        job of each unit stands for it)."""
+        c = self.model._c.get(class_key)
+        if self.neutral or self.weights is None or c is None or len(jobs) < 2:
+            return jobs[0]
+        firsts: dict[int, Job] = {}
+        for j in jobs:
+            firsts.setdefault(self.unit(space_of(j), j.rung), j)
+        units = list(firsts)
+        w = np.array([self.weights[u, c] for u in units])
+        if not w.sum() > 0:
+            return jobs[0]
+        return firsts[units[int(rng.choice(len(units), p=w / w.sum()))]]
