@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
 
-from shadho.asha import Job, RungResult, candidates, next_job
+from shadho.asha import Job, RungIndex, RungResult
 from shadho.fidelity import Fidelity
 from shadho.history import History
 
@@ -56,6 +56,7 @@ class RungBook:
         #: config -> (space id, params, encoded point) of its first rung.
         self.configs: dict[int, tuple[str, dict[str, Any], tuple[float, ...]]] = {}
         self.results: list[RungResult] = []
+        self._index = RungIndex(fidelity)
         self._finished: set[int] = set()
         self._histories: dict[tuple[str, int], History] = {}
 
@@ -82,6 +83,7 @@ class RungBook:
         self._finished.add(trial_id)
         ok = loss is not None and math.isfinite(loss)
         self.results.append(RungResult(at.config, at.rung, loss if ok else None, at.bracket))
+        self._index.add(self.results[-1])
         space_id, _, x = self.configs[at.config]
         if space_id in self.dims:
             hist = self.history(space_id, at.rung)
@@ -93,15 +95,13 @@ class RungBook:
 
     def next_job(self, pending: Collection[int]) -> Job:
         """What the next free slot runs, given the trials in flight or waiting to run."""
-        jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
-                for t in pending if t in self.of_trial and t not in self._finished]
-        return next_job(self.results, jobs, self.fidelity)
+        return self.candidates(pending)[0]
 
     def candidates(self, pending: Collection[int]) -> list[Job]:
         """Every job ASHA allows now, in its order (:func:`shadho.asha.candidates`)."""
         jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
                 for t in pending if t in self.of_trial and t not in self._finished]
-        return candidates(self.results, jobs, self.fidelity)
+        return self._index.candidates(jobs)
 
     def units(self, trial_id: int) -> float:
         """The budget units rung trial ``trial_id`` trains: its rung's budget, less the one

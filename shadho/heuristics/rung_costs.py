@@ -13,9 +13,12 @@ class ``c`` is modelled as a start-up overhead plus a cost per unit,
   line is the least-squares fit through those points, with ``a, b >= 0`` (a negative
   intercept refits through the origin, a negative slope gives the mean);
 * thin data is pooled: a pair with fewer than ``min_runs`` runs, or one distinct ``u``,
-  keeps its class's overhead (the same fit over all spaces the class ran) and takes
-  only its slope from its own runs; a pair with no runs takes the class's line. A
-  class is *ready* once its runs cover two distinct ``u``.
+  takes its class's overhead and its own slope from the class-wide least-squares fit
+  ``runtime ~ a_c + b[s, c] * u`` over all the class's points (one overhead for the
+  class, one slope per space: the overhead is what its spaces share, told apart by the
+  spaces seen at two budgets or more); a pair with no runs takes the class's overhead
+  and the mean of its spaces' slopes. A class is *ready* once one of its spaces has
+  runs at two distinct ``u``.
 
 :class:`RungRouter` then uses (search space, rung) as the unit of the comparative-
 advantage assignment (:func:`shadho.heuristics.assignment.assign`): unit ``(s, k)``
@@ -119,39 +122,51 @@ class RungCostModel:
         self.runs += 1
         return True
 
-    def _points(self, s: int | None, c: int) -> tuple[list[float], list[float], int]:
-        """Distinct units, the mean runtime at each, and the runs behind them (all spaces
-        of class c when ``s`` is None)."""
-        merged: dict[float, list[float]] = {}
-        for (si, ci), cells in self._sums.items():
-            if ci == c and (s is None or si == s):
-                for u, (n, tot) in cells.items():
-                    m = merged.setdefault(u, [0.0, 0.0])
-                    m[0] += n
-                    m[1] += tot
-        us = sorted(merged)
-        return us, [merged[u][1] / merged[u][0] for u in us], int(sum(v[0] for v in merged.values()))
+    def _points(self, s: int, c: int) -> tuple[list[float], list[float], int]:
+        """Pair (s, c)'s distinct units, the mean runtime at each, and its runs."""
+        cells = self._sums.get((s, c), {})
+        us = sorted(cells)
+        return us, [cells[u][1] / cells[u][0] for u in us], int(sum(v[0] for v in cells.values()))
 
     def ready(self) -> np.ndarray:
-        """Per class: its runs cover two distinct budgets (its overhead can be told apart)."""
-        return np.array([len(self._points(None, c)[0]) >= 2 for c in range(len(self.class_keys))], dtype=bool)
+        """Per class: one of its spaces ran at two distinct budgets (its overhead can be
+        told apart from its cost per unit)."""
+        out = np.zeros(len(self.class_keys), dtype=bool)
+        for (_, c), cells in self._sums.items():
+            out[c] |= len(cells) >= 2
+        return out
+
+    def _class_fit(self, c: int) -> tuple[float, np.ndarray]:
+        """Class c's overhead and per-space slopes (see the module docstring); spaces it
+        never ran get the mean slope of the others."""
+        S = len(self.space_ids)
+        rows, ys = [], []
+        for s in range(S):
+            for u, y in zip(*self._points(s, c)[:2]):
+                rows.append([1.0] + [u if j == s else 0.0 for j in range(S)])
+                ys.append(y)
+        if not rows:
+            return 0.0, np.zeros(S)
+        X, y = np.array(rows), np.array(ys)
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        if coef[0] < 0:  # no overhead to see: through the origin
+            coef = np.concatenate([[0.0], np.linalg.lstsq(X[:, 1:], y, rcond=None)[0]])
+        seen = X[:, 1:].any(axis=0)
+        slopes = np.clip(coef[1:], 0.0, None)
+        slopes[~seen] = slopes[seen].mean()
+        return float(coef[0]), slopes
 
     def fit(self) -> tuple[np.ndarray, np.ndarray]:
         """``(a, b)``: ``S x C`` overheads (seconds) and seconds per budget unit."""
         S, C = len(self.space_ids), len(self.class_keys)
         a, b = np.zeros((S, C)), np.zeros((S, C))
         for c in range(C):
-            us, ys, _ = self._points(None, c)
-            ac, bc = line_fit(us, ys) if us else (0.0, 0.0)
+            ac, bc = self._class_fit(c)
+            a[:, c], b[:, c] = ac, bc
             for s in range(S):
                 us, ys, n = self._points(s, c)
                 if len(us) >= 2 and n >= self.min_runs:
                     a[s, c], b[s, c] = line_fit(us, ys)
-                elif us:  # the class's overhead; the slope from this pair's own runs
-                    x, t = np.asarray(us), np.asarray(ys) - ac
-                    a[s, c], b[s, c] = ac, max(0.0, float((x * t).sum() / (x * x).sum()))
-                else:
-                    a[s, c], b[s, c] = ac, bc
         return a, b
 
     def seconds(self, space_id: str, class_key: str | None, units: float) -> float:

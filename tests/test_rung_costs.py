@@ -1,0 +1,173 @@
+"""Hardware-aware rungs (shadho/heuristics/rung_costs.py): the runtime fit, the routing, the wiring."""
+from __future__ import annotations
+
+import doctest
+import random
+
+import numpy as np
+import pytest
+
+import shadho.heuristics.rung_costs
+from shadho import spaces
+from shadho.asha import Job, RungIndex, RungResult, candidates
+from shadho.fidelity import Fidelity
+from shadho.heuristics.rung_costs import RungCostModel, RungRouter, line_fit, rung_demand
+from shadho.rung_task import OverheadRuntime
+from shadho.sim import simulate
+from shadho.store import ResultsStore
+from shadho.trial import TrialState
+
+F81 = Fidelity("epochs", 1, 81, eta=3)
+CPU, GPU = (5.0, 10.0), (60.0, 1.0)  # (overhead s, s per epoch)
+
+
+def test_doctests():
+    assert doctest.testmod(shadho.heuristics.rung_costs).failed == 0
+
+
+def test_line_fit_by_hand():
+    # x = 1, 2, 3; y = 10, 14, 21: mean x 2, mean y 15, slope (5 + 6) / 2 = 5.5, intercept 15 - 11 = 4.
+    assert line_fit([1, 2, 3], [10, 14, 21]) == pytest.approx((4.0, 5.5))
+    # A negative intercept is refitted through the origin: sum(xy) / sum(x^2) = (2 + 18) / 10 = 2.
+    assert line_fit([1, 3], [2, 6.0]) == pytest.approx((0.0, 2.0))
+    assert line_fit([1, 3], [0.5, 6.0]) == pytest.approx((0.0, 18.5 / 10))
+
+
+def test_the_fit_averages_each_budget_and_pools_thin_pairs_on_the_class_overhead():
+    m = RungCostModel(["a", "b", "c"], ["cpu"])
+    for y in (14.0, 16.0):          # space a: 1 epoch -> mean 15 s, 3 epochs -> 35 s: 5 s + 10 s/epoch
+        m.add("a", "cpu", 1, y)
+    m.add("a", "cpu", 3, 35.0)
+    m.add("b", "cpu", 1, 25.0)      # space b seen at one budget only: the class's 5 s, slope (25 - 5) / 1
+    assert not m.add("a", "cpu", 0, 3.0) and not m.add("a", "gpu", 1, 3.0) and not m.add("a", "cpu", 1, None)
+    a, b = m.fit()
+    assert a[:, 0] == pytest.approx([5.0, 5.0, 5.0])
+    assert b[:, 0] == pytest.approx([10.0, 20.0, 15.0])  # space c never ran: the mean slope
+    assert m.seconds("b", "cpu", 9) == pytest.approx(185.0)
+    assert m.ready().tolist() == [True]
+
+
+def test_a_class_seen_at_one_budget_is_not_ready():
+    m = RungCostModel(["a"], ["cpu", "gpu"])
+    m.add("a", "cpu", 1, 15.0)
+    m.add("a", "cpu", 3, 35.0)
+    m.add("a", "gpu", 1, 61.0)
+    assert m.ready().tolist() == [True, False]
+    r = RungRouter(F81, ["a"], ["cpu", "gpu"])
+    r.model = m
+    r.solve([1.0])
+    assert r.neutral  # ASHA's own order until every class can be told apart
+
+
+def test_rung_demand_of_hyperband_brackets():
+    # eta 3, budgets 1, 3, 9, two brackets: shares 9/14 and 5/14 (ceil(3/3 * 9), ceil(3/2 * 3)).
+    r, u = rung_demand(Fidelity("epochs", 1, 9, eta=3, brackets=2))
+    # rung 0: 9/14; rung 1: 3/14 + 5/14 = 8/14; rung 2: 1/14 + 5/42 = 8/42; relative to rung 0.
+    assert r == pytest.approx([1.0, 8 / 9, (8 / 42) / (9 / 14)])
+    # rung 1: bracket 0's 3/14 continue (2 epochs), bracket 1's 5/14 start there (3): 21/8 epochs.
+    assert u == pytest.approx([1.0, 21 / 8, 6.0])
+
+
+def _router(profile=None, capacity=(2.0, 1.0)):
+    profile = profile or {"cpu": CPU, "gpu": GPU}
+    r = RungRouter(F81, ["s"], list(profile))
+    for units in (1, 2, 6, 18, 54):
+        for key, (oh, per) in profile.items():
+            for _ in range(3):
+                r.observe("s", key, units, oh + per * units)
+    r.model.busy[:] = capacity  # two CPU slots per GPU slot
+    r.solve([1.0])
+    return r
+
+
+def test_low_rungs_go_to_the_overhead_cheap_class_and_the_top_rung_to_the_epoch_cheap_one():
+    r = _router()
+    assert not r.neutral
+    W = r.weights  # rows: rungs 0..4 of the one space; columns: cpu, gpu
+    assert W[0, 0] > 0.5 and W[0, 1] < 0.05     # rung 0 (1 epoch: 15 s vs 61 s): the CPU's
+    assert W[4, 1] > 0.05 and W[4, 0] < 0.01    # rung 4 (54 epochs: 545 s vs 114 s): the GPU's
+    # Planned max-budget completions per second against every class running ASHA's mix, by hand:
+    # per 81-epoch completion (demand 1, 1/3, 1/9, 1/27, 1/81 per rung) CPU rungs 0-1 take
+    # 15 + 25/3 = 23.33 s and the GPU rungs 2-4 66/9 + 78/27 + 114/81 = 11.63 s, so with 2/3 and
+    # 1/3 of the slots 0.02857 completions/s; the mix costs 44.14 s on a CPU slot, 93.30 s on a
+    # GPU one: (2/3)/44.14 + (1/3)/93.30 = 0.01868. Gain 1.53.
+    assert r.gain == pytest.approx(0.028571 / 0.018678, rel=0.02)
+    top, new = Job(7, 4, 0), Job(None, 0, 0)
+    rng = np.random.default_rng(0)
+    picks = {k: [r.choose([top, new], k, lambda j: "s", rng) for _ in range(400)] for k in ("cpu", "gpu")}
+    assert sum(j is new for j in picks["cpu"]) > 390  # a CPU slot starts configurations
+    assert sum(j is top for j in picks["gpu"]) > 350  # a GPU slot takes the long promotion
+    assert r.choose([new], "gpu", lambda j: "s", rng) is new  # nothing better: it never waits
+
+
+def test_equal_classes_leave_asha_its_order():
+    r = _router({"cpu": CPU, "cpu2": CPU}, capacity=(1.0, 1.0))
+    assert r.neutral and r.gain == pytest.approx(1.0, abs=0.05)
+    jobs = [Job(3, 2, 0), Job(None, 0, 0)]
+    assert r.choose(jobs, "cpu", lambda j: "s", np.random.default_rng(0)) is jobs[0]
+
+
+def test_the_rung_index_gives_the_rules_jobs_in_its_order():
+    rnd = random.Random(3)
+    for brackets in (1, 2, 3):
+        f = Fidelity("epochs", 1, 27, eta=3, brackets=brackets)
+        index, results, pending = RungIndex(f), [], []
+        for step in range(300):
+            jobs = candidates(results, pending, f)
+            assert index.candidates(pending) == jobs
+            job = jobs[0] if rnd.random() < 0.6 else rnd.choice(jobs)
+            pending.append(Job(step if job.config is None else job.config, job.rung, job.bracket))
+            if rnd.random() < 0.7:  # a result arrives (a failure now and then, ties too)
+                done = pending.pop(rnd.randrange(len(pending)))
+                loss = None if rnd.random() < 0.05 else float(rnd.randrange(20))
+                results.append(RungResult(done.config, done.rung, loss, done.bracket))
+                index.add(results[-1])
+
+
+def _sim(db, heuristics, max_tasks=500, seed=0):
+    spec = {"x": spaces.uniform(0, 1)}
+    runtime = OverheadRuntime({"cpu": CPU, "gpu": GPU})
+    return simulate(spec, lambda p, epochs: (p["x"] - 0.3) ** 2 + 1.0 / epochs, {"cpu": 8, "gpu": 4}, runtime,
+                    max_tasks=max_tasks, seed=seed, use_complexity=heuristics, use_uncertainty=heuristics,
+                    fidelity={"name": "epochs", "min": 1, "max": 27, "eta": 3}, backend=db, exp_key="mf")
+
+
+def _mean_budget(db):
+    with ResultsStore(db, readonly=True) as store:
+        exp = store.experiment_id("mf")
+        budget = {r.trial_id: r.budget for r in store.rungs(exp)}
+        trials = [t for t in store.trials(exp) if t.state == TrialState.COMPLETE]
+    return {k: np.mean([budget[t.id] for t in trials if t.compute_class == k]) for k in ("cpu", "gpu")}
+
+
+def test_simulated_search_routes_rungs_by_class_and_off_keeps_asha_order(tmp_path):
+    _sim(str(tmp_path / "on.db"), True)
+    on = _mean_budget(str(tmp_path / "on.db"))
+    assert on["gpu"] > 3 * on["cpu"]  # long promotions on the GPU, 1-epoch runs on the CPU
+    _sim(str(tmp_path / "off.db"), False)
+    off = _mean_budget(str(tmp_path / "off.db"))
+    assert off["gpu"] < 2 * off["cpu"]  # heuristics off: every class runs the same mix
+
+
+def test_a_resumed_master_rebuilds_the_runtime_model_from_the_store(tmp_path):
+    from shadho import study_asha
+    from shadho.driver import Shadho
+
+    db = str(tmp_path / "r.db")
+    _sim(db, True, max_tasks=200)
+    opt = Shadho("mf", lambda p, epochs: 0.0, {"x": spaces.uniform(0, 1)}, backend=db, max_tasks=200,
+                 fidelity={"name": "epochs", "min": 1, "max": 27, "eta": 3}, quiet=True)
+    opt.add_compute_class("cpu", "cores", 1)
+    opt.add_compute_class("gpu", "cores", 1)
+    try:
+        study = opt.open()
+        routes = study_asha.router(study)
+        assert routes is not None and routes.model.runs == 200
+        a, b = routes.model.fit()
+        # noise 0.1 on every runtime: the lines come back within a few percent (1-epoch CPU runs are
+        # many, GPU ones few once routing starts, hence the looser GPU overhead).
+        assert b[0].tolist() == pytest.approx([10.0, 1.0], rel=0.15)
+        assert a[0, 0] == pytest.approx(5.0, abs=3.0) and a[0, 1] == pytest.approx(60.0, rel=0.2)
+        assert not routes.neutral
+    finally:
+        opt.close()
