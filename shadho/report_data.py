@@ -11,6 +11,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,15 @@ def load(store: Any, exp: int | None) -> ReportData:
     """Read experiment ``exp`` of ``store`` (None: a file without experiments)."""
     if exp is None:
         return ReportData.empty(store.path)
-    read = store.snapshot(exp, history=True)  # one read transaction for everything
-    data = ReportData(snap=summarize(read, store.path), settings=read.settings, spaces=list(read.spaces),
+    from shadho.rung_summary import rung_summary
+
+    with store.reading():  # one read transaction for everything
+        read = store.snapshot(exp, history=True)
+        rungs = rung_summary(store, exp)
+    snap = summarize(read, store.path)
+    if rungs:
+        snap = dataclasses.replace(snap, rungs=rungs["rungs"], budget_spent=rungs["budget_spent"])
+    data = ReportData(snap=snap, settings=read.settings, spaces=list(read.spaces),
                       trials=read.trials, stats=read.stats, runs=read.runs)
     known = {s["id"] for s in data.spaces}
     for sid in sorted({t.space_id for t in data.trials} - known):  # spaces no longer registered

@@ -117,11 +117,26 @@ def _tables(snap: Snapshot) -> str:
     classes = [(html.escape(r["class"]), str(r["done"]), str(r["failed"]), str(r["running"] + r["waiting"]),
                 num(r["best_loss"], 6),
                 seconds(r["mean_runtime_s"])) for r in snap.classes]
-    return ("<h2>Search spaces</h2>" +
+    return (_rungs(snap) + "<h2>Search spaces</h2>" +
             _table(("space", "done", "failed", "pending", "best loss", "best parameters"), spaces,
                    left=(5,)) +
             "<h2>Compute classes</h2>" +
             _table(("class", "done", "failed", "pending", "best loss", "mean runtime"), classes))
+
+
+def _rungs(snap: Snapshot) -> str:
+    """A multi-fidelity search's rungs ('' for a search without a fidelity)."""
+    if not snap.rungs:
+        return ""
+    from shadho.rung_summary import classes_text
+
+    rows = [(str(r["rung"]), num(r["budget"]), str(r["configs"]), str(r["finished"]), str(r["running"]),
+             str(r["promoted"]), html.escape(classes_text(r))) for r in snap.rungs]
+    return (f'<h2 id="rungs">Rungs</h2><p>Budget spent: <b>{num(snap.budget_spent)}</b> over '
+            f'{sum(r["finished"] for r in snap.rungs)} finished rung runs; a configuration is promoted '
+            f'to the next rung when it is in the best 1/eta of its rung so far.</p>' +
+            _table(("rung", "budget", "configurations", "finished", "running", "promoted",
+                    "finished by class"), rows, left=(6,)))
 
 
 def _summary(data: ReportData) -> str:

@@ -37,6 +37,10 @@ def progress_line(snap: Snapshot) -> str:
 ABBREVIATIONS = {"fail": "failed trials", "run": "running", "wait": "waiting to be sent",
                  "/min": "trials finished per minute", "cplx": "complexity (heuristic)",
                  "unc": "uncertainty (heuristic)", "rank": "heuristic rank, 1 = favoured most"}
+#: What the rungs table's columns mean (shown with a multi-fidelity search only).
+RUNG_ABBREVIATIONS = {"configs": "configurations that reached the rung",
+                      "promoted": "promoted into it from the rung below",
+                      "budget spent": "the budget (e.g. epochs) of every finished rung run"}
 
 
 def _spaces_table(snap: Snapshot, table: dict[str, Any]) -> Any:
@@ -72,6 +76,22 @@ def _classes_table(snap: Snapshot, table: dict[str, Any]) -> Any:
     return classes
 
 
+def _rungs_table(snap: Snapshot, table: dict[str, Any]) -> Any:
+    """A multi-fidelity search's rungs: configurations, runs, promotions, runs per class."""
+    from rich.table import Table
+
+    from shadho.rung_summary import classes_text
+
+    rungs = Table(title=f"rungs (budget spent: {number(snap.budget_spent)})", **table)
+    for col in ("rung", "budget", "configs", "finished", "run", "promoted", "finished by class"):
+        rungs.add_column(col, justify="left" if col == "finished by class" else "right", no_wrap=True,
+                         style="bold" if col == "rung" else None)
+    for r in snap.rungs:
+        rungs.add_row(str(r["rung"]), number(r["budget"]), str(r["configs"]), str(r["finished"]),
+                      str(r["running"]), str(r["promoted"]), classes_text(r))
+    return rungs
+
+
 def render_rich(snap: Snapshot) -> Any:
     """A rich renderable: summary, progress, the tables, current failures and a legend."""
     from rich import box
@@ -97,6 +117,8 @@ def render_rich(snap: Snapshot) -> Any:
     for r in snap.spaces:
         best.add_row(r["space"], number(r["best_loss"], 6), params_text(r["best_params"]))
     parts += [_spaces_table(snap, table), best, _classes_table(snap, table)]
+    if snap.rungs:
+        parts.append(_rungs_table(snap, table))
 
     if snap.failures:
         fails = Table(title="current failures (by cause)", **table)
@@ -106,8 +128,8 @@ def render_rich(snap: Snapshot) -> Any:
         for f in snap.failures[:5]:
             fails.add_row(str(f["count"]), str(f["example_trial"]), f["cause"])
         parts.append(fails)
-    parts.append(Text("legend: " + "; ".join(f"{k}: {v}" for k, v in ABBREVIATIONS.items()),
-                      style="dim"))
+    legend = {**ABBREVIATIONS, **(RUNG_ABBREVIATIONS if snap.rungs else {})}
+    parts.append(Text("legend: " + "; ".join(f"{k}: {v}" for k, v in legend.items()), style="dim"))
     return Group(*parts)
 
 

@@ -20,7 +20,7 @@ from shadho import cli, cli_read
 from shadho.status import parse_plain, render_plain
 from shadho.store import ResultsStore
 
-from searches import SPEC, objective, run_search  # noqa: E402
+from searches import SPEC, objective, rung_search, run_search  # noqa: E402
 
 SHADHO_BIN = Path(sys.executable).parent / "shadho"
 SPACE_NAMES = ["svm/linear", "svm/rbf", "svm/poly"]
@@ -130,6 +130,29 @@ def test_status_rich_tables(db, capsys, monkeypatch):
     assert "30/30 trials done (100%), elapsed" in out and "failed" in out
     assert "current failures (by cause)" in out and "ValueError: degree" in out
     assert "legend: fail: failed trials" in out and "cplx: complexity" in out
+
+
+def test_status_rich_shows_rungs_promotions_and_budget_spent(tmp_path, capsys, monkeypatch):
+    import rich  # noqa: F401
+    monkeypatch.setattr(cli_read, "_stdout_is_tty", lambda: True)
+    rung_search(tmp_path / "mf.db")
+    rc, out, _ = run_cli(capsys, "status", tmp_path / "mf.db")
+    assert rc == 0
+    assert "rungs (budget spent: 12)" in out  # 6 x 1 + 2 x 3 epochs finished
+    lines = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()}
+    # rung, budget, configs, finished, running, promoted, finished by class
+    assert lines["0"][:7] == ["0", "1", "6", "6", "0", "0", "cpu"]
+    assert lines["1"][:7] == ["1", "3", "2", "2", "0", "2", "gpu"]
+    assert lines["2"][:6] == ["2", "9", "1", "0", "1", "1"]
+    assert "promoted: promoted into it from the rung below" in out
+    rc, out, _ = run_cli(capsys, "status", cli_db_without_rungs(tmp_path))
+    assert "rungs (budget" not in out and "promoted:" not in out
+
+
+def cli_db_without_rungs(tmp_path):
+    path = tmp_path / "plain.db"
+    run_search(path, max_tasks=4, classes=False)
+    return path
 
 
 def test_status_watch_prints_count_blocks(db, capsys):

@@ -18,7 +18,7 @@ from shadho import cli  # noqa: E402
 from shadho.store import ResultsStore  # noqa: E402
 
 from browser import browser_page, check_report_page  # noqa: E402
-from searches import SPEC, objective, run_search  # noqa: E402
+from searches import SPEC, objective, rung_search, run_search  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -205,6 +205,19 @@ def test_data_tables_behind_the_plots(report):
     space = max(data.spaces, key=lambda s: done.count(s["id"]))
     rows = importance(space, data.trials)
     assert rows is not None and rows[0][0] == "C" and rows[0][1] > rows[1][1]
+
+
+def test_a_multi_fidelity_report_shows_rungs_promotions_and_budget_spent(tmp_path, capsys, report):
+    rung_search(tmp_path / "mf.db")
+    write(capsys, tmp_path / "mf.db", tmp_path / "out")
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert '<h2 id="rungs">Rungs</h2>' in page and "Budget spent: <b>12</b> over 8 finished rung runs" in page
+    rows = re.findall(r"<tr>((?:<td[^>]*>[^<]*</td>)+)</tr>", page.split('id="rungs"')[1].split("</table>")[0])
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in rows]
+    assert cells == [["0", "1", "6", "6", "0", "0", "cpu 6"], ["1", "3", "2", "2", "0", "2", "gpu 2"],
+                     ["2", "9", "1", "0", "1", "1", "-"]]
+    out, _ = report
+    assert 'id="rungs"' not in (out / "index.html").read_text()  # a search without a fidelity
 
 
 def test_none_is_a_category_not_null():
