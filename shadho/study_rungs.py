@@ -60,6 +60,7 @@ class RungBook:
         self._finished: set[int] = set()
         self._index = RungIndex(fidelity)  # the rule of shadho.asha, kept up to date per result
         self._latest: dict[int, float] = {}  # config -> its latest rung's loss (inf: failed)
+        self._spent = 0.0  # the budgets of the finished rung runs, summed
         self._histories: dict[tuple[str, int], History] = {}
 
     def history(self, space_id: str, rung: int) -> History:
@@ -88,6 +89,7 @@ class RungBook:
         self.results.append(result)
         self._index.add(result)
         self._latest[at.config] = float(loss) if ok else math.inf  # type: ignore[arg-type]
+        self._spent += self.fidelity.budget(at.rung)
         space_id, _, x = self.configs[at.config]
         if space_id in self.dims:
             hist = self.history(space_id, at.rung)
@@ -115,7 +117,7 @@ class RungBook:
     def budget_spent(self) -> float:
         """The sum of the budgets of the finished rung runs (e.g. epochs trained, counting
         a continued run at its whole rung budget)."""
-        return float(sum(self.fidelity.budget(r.rung) for r in self.results))
+        return self._spent
 
     def rank(self) -> Mapping[int, float]:
         """Each configuration's latest loss (for evicting checkpoints worst first)."""
