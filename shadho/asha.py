@@ -26,7 +26,6 @@ the best three (losses 1, 2, 3: configurations 8, 7, 6) are promotable, best fir
 """
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -34,7 +33,7 @@ from typing import Iterable, Sequence
 from shadho.fidelity import Fidelity
 
 __all__ = ["RungResult", "Job", "next_job", "candidates", "promotable", "bracket_weights", "choose_bracket",
-           "RungIndex"]
+           "bracket_by_counts"]
 
 
 @dataclass(frozen=True)
@@ -87,16 +86,18 @@ def choose_bracket(started: Sequence[int], fidelity: Fidelity) -> int:
     """The bracket for a new configuration: the one furthest below its share, given the
     brackets of the configurations started so far (deterministic, so a resumed master
     chooses as the stopped one would have)."""
-    counts = [0] * fidelity.brackets
+    counts = [0] * len(fidelity.bracket_rungs)
     for b in started:
         if 0 <= b < len(counts):
             counts[b] += 1
-    return _bracket_from_counts(counts, len(started), fidelity)
+    return bracket_by_counts(counts, len(started), fidelity)
 
 
-def _bracket_from_counts(counts: Sequence[int], started: int, fidelity: Fidelity) -> int:
+def bracket_by_counts(counts: Sequence[int], n_started: int, fidelity: Fidelity) -> int:
+    """:func:`choose_bracket` given how many configurations each bracket has started
+    (``n_started`` of them in all, counting any outside the brackets)."""
     weights = bracket_weights(fidelity)
-    n = started + 1
+    n = n_started + 1
     return max(range(len(weights)), key=lambda b: (weights[b] * n - counts[b], -b))
 
 
@@ -108,7 +109,22 @@ def next_job(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fi
         results: every rung result so far.
         pending: the jobs submitted and not finished (their promotions are not repeated).
     """
-    return candidates(results, pending, fidelity)[0]
+    results, pending = list(results), list(pending)
+    best: Job | None = None
+    for b in fidelity.bracket_rungs:
+        jobs = promotable(results, pending, fidelity, b)
+        if jobs and (best is None or jobs[0].rung > best.rung):
+            best = jobs[0]
+    if best is not None:
+        return best
+    first: dict[int, int] = {}
+    for r in results:
+        first.setdefault(r.config, r.bracket)
+    for j in pending:
+        if j.config is not None:
+            first.setdefault(j.config, j.bracket)
+    b = choose_bracket(list(first.values()) + [j.bracket for j in pending if j.config is None], fidelity)
+    return Job(None, b, b)
 
 
 def candidates(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fidelity) -> list[Job]:
@@ -125,7 +141,7 @@ def candidates(results: Iterable[RungResult], pending: Iterable[Job], fidelity: 
     """
     results, pending = list(results), list(pending)
     promotions = [j for b in fidelity.bracket_rungs for j in promotable(results, pending, fidelity, b)]
-    promotions.sort(key=lambda j: -j.rung)  # stable: brackets, then ASHA's best-first order
+    promotions.sort(key=lambda j: -j.rung)  # stable: brackets, then the rule's best-first order
     first: dict[int, int] = {}
     for r in results:
         first.setdefault(r.config, r.bracket)
@@ -134,59 +150,3 @@ def candidates(results: Iterable[RungResult], pending: Iterable[Job], fidelity: 
             first.setdefault(j.config, j.bracket)
     b = choose_bracket(list(first.values()) + [j.bracket for j in pending if j.config is None], fidelity)
     return promotions + [Job(None, b, b)]
-
-
-class RungIndex:
-    """The rung results kept sorted as they arrive, so :meth:`candidates` gives
-    :func:`candidates`' jobs, in its order, without sorting every result on every call
-    (a search of 10,000 rung runs on 150 workers spent most of its master's time there).
-
-    Example:
-        >>> f = Fidelity("epochs", 1, 9, eta=3)
-        >>> index = RungIndex(f)
-        >>> for c in range(6):
-        ...     index.add(RungResult(c, 0, 9.0 - c))
-        >>> index.candidates([Job(5, 1)]) == candidates([RungResult(c, 0, 9.0 - c) for c in range(6)], [Job(5, 1)], f)
-        True
-    """
-
-    def __init__(self, fidelity: Fidelity) -> None:
-        self.fidelity = fidelity
-        self._ok: dict[tuple[int, int], list[tuple[float, int]]] = {}  # (bracket, rung) -> (loss, config)
-        self._n: dict[tuple[int, int], int] = {}
-        self._done: set[tuple[int, int]] = set()
-        self._bracket: dict[int, int] = {}  # config -> the bracket of its first result
-        self._counts = [0] * fidelity.brackets
-
-    def add(self, r: RungResult) -> None:
-        key = (r.bracket, r.rung)
-        self._n[key] = self._n.get(key, 0) + 1
-        self._done.add((r.config, r.rung))
-        if r.loss is not None and math.isfinite(r.loss):
-            bisect.insort(self._ok.setdefault(key, []), (r.loss, r.config))
-        if r.config not in self._bracket:
-            self._bracket[r.config] = r.bracket
-            if 0 <= r.bracket < len(self._counts):
-                self._counts[r.bracket] += 1
-
-    def candidates(self, pending: Sequence[Job]) -> list[Job]:
-        """As :func:`candidates` over the results added so far."""
-        f = self.fidelity
-        running = {(j.config, j.rung) for j in pending if j.config is not None}
-        promotions: list[Job] = []
-        for b in f.bracket_rungs:
-            for k in range(f.n_rungs - 2, b - 1, -1):
-                n = self._n.get((b, k), 0) // f.eta
-                promotions += [Job(c, k + 1, b) for _, c in self._ok.get((b, k), [])[:n]
-                               if (c, k + 1) not in self._done and (c, k + 1) not in running]
-        promotions.sort(key=lambda j: -j.rung)
-        counts, started, seen = list(self._counts), len(self._bracket), set()
-        for j in pending:
-            if j.config is None or (j.config not in self._bracket and j.config not in seen):
-                if j.config is not None:
-                    seen.add(j.config)
-                started += 1
-                if 0 <= j.bracket < len(counts):
-                    counts[j.bracket] += 1
-        b = _bracket_from_counts(counts, started, f)
-        return promotions + [Job(None, b, b)]

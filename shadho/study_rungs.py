@@ -25,7 +25,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
 
-from shadho.asha import Job, RungIndex, RungResult
+from shadho.asha import Job, RungResult
+from shadho.asha_index import RungIndex
 from shadho.fidelity import Fidelity
 from shadho.history import History
 
@@ -56,8 +57,10 @@ class RungBook:
         #: config -> (space id, params, encoded point) of its first rung.
         self.configs: dict[int, tuple[str, dict[str, Any], tuple[float, ...]]] = {}
         self.results: list[RungResult] = []
-        self._index = RungIndex(fidelity)
         self._finished: set[int] = set()
+        self._index = RungIndex(fidelity)  # the rule of shadho.asha, kept up to date per result
+        self._latest: dict[int, float] = {}  # config -> its latest rung's loss (inf: failed)
+        self._spent = 0.0  # the budgets of the finished rung runs, summed
         self._histories: dict[tuple[str, int], History] = {}
 
     def history(self, space_id: str, rung: int) -> History:
@@ -82,8 +85,11 @@ class RungBook:
             return None
         self._finished.add(trial_id)
         ok = loss is not None and math.isfinite(loss)
-        self.results.append(RungResult(at.config, at.rung, loss if ok else None, at.bracket))
-        self._index.add(self.results[-1])
+        result = RungResult(at.config, at.rung, loss if ok else None, at.bracket)
+        self.results.append(result)
+        self._index.add(result)
+        self._latest[at.config] = float(loss) if ok else math.inf  # type: ignore[arg-type]
+        self._spent += self.fidelity.budget(at.rung)
         space_id, _, x = self.configs[at.config]
         if space_id in self.dims:
             hist = self.history(space_id, at.rung)
@@ -95,7 +101,9 @@ class RungBook:
 
     def next_job(self, pending: Collection[int]) -> Job:
         """What the next free slot runs, given the trials in flight or waiting to run."""
-        return self.candidates(pending)[0]
+        jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
+                for t in pending if t in self.of_trial and t not in self._finished]
+        return self._index.next_job(jobs)
 
     def candidates(self, pending: Collection[int]) -> list[Job]:
         """Every job ASHA allows now, in its order (:func:`shadho.asha.candidates`)."""
@@ -132,14 +140,11 @@ class RungBook:
     def budget_spent(self) -> float:
         """The sum of the budgets of the finished rung runs (e.g. epochs trained, counting
         a continued run at its whole rung budget)."""
-        return float(sum(self.fidelity.budget(r.rung) for r in self.results))
+        return self._spent
 
-    def rank(self) -> dict[int, float]:
+    def rank(self) -> Mapping[int, float]:
         """Each configuration's latest loss (for evicting checkpoints worst first)."""
-        out: dict[int, float] = {}
-        for r in self.results:
-            out[r.config] = math.inf if r.loss is None else r.loss
-        return out
+        return self._latest
 
     def load(self, records: list[Any], trials: Mapping[int, Any],
              state_of: Callable[[Any], float | None | bool]) -> None:

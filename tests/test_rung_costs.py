@@ -9,7 +9,8 @@ import pytest
 
 import shadho.heuristics.rung_costs
 from shadho import spaces
-from shadho.asha import Job, RungIndex, RungResult, candidates
+from shadho.asha import Job, RungResult, candidates
+from shadho.asha_index import RungIndex
 from shadho.fidelity import Fidelity
 from shadho.heuristics.rung_costs import RungCostModel, RungRouter, line_fit, rung_demand
 from shadho.rung_task import OverheadRuntime
