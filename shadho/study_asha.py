@@ -164,6 +164,8 @@ def end_of_run(study: "Study", quiet: bool = True) -> None:
         log.warning("shadho: %g %s spent in all over %d rung runs; checkpoints hold %d bytes",
                     study.rungs.budget_spent(), study.rungs.fidelity.name, len(study.rungs.results),
                     study.checkpoints.total_bytes())
+        if study.rung_router is not None:
+            log.warning("shadho: %s", study.rung_router.describe())
     if study.checkpoints.report():  # said even when quiet: a search that restarts rungs should know why
         log.warning("shadho: %s", study.checkpoints.report())
     if study.done():

@@ -220,6 +220,8 @@ class RungRouter:
         #: ``(S * K) x C`` pick weights of each class over the units (row ``s * K + k``).
         self.weights: np.ndarray | None = None
         self.seconds: np.ndarray | None = None
+        #: ``(S * K) x C`` planned runs per second of each unit on each class.
+        self.runs: np.ndarray | None = None
         self._bids: np.ndarray | None = None
         self._since = 0
 
@@ -250,7 +252,9 @@ class RungRouter:
         a_ = self._plan(T, d, cap)
         # Runs per second of each unit (per slot of the whole pool): its share of each
         # class's time, times the class's share of the slots, over the seconds per run.
-        n = (a_.time * cap[None, :] / T).sum(axis=1)
+        runs = a_.time * cap[None, :] / T
+        n = runs.sum(axis=1)
+        self.runs = runs
         planned = float(np.min(n[d > 0] / d[d > 0]))
         oblivious = float((cap / (d[:, None] * T).sum(axis=0)).sum())
         self.gain = planned / oblivious if oblivious > 0 else 1.0
@@ -268,6 +272,24 @@ class RungRouter:
             price = result.bids.sum(axis=0) / np.maximum(cap, 1e-300)
             w = np.maximum(d * (price[None, :] * T).min(axis=1), 1e-12)
         return result
+
+    def describe(self) -> str:
+        """One line on the plan: its gain, and which class runs most of each rung.
+
+        Example:
+            >>> RungRouter(Fidelity('epochs', 1, 9), ['s'], ['cpu', 'gpu']).describe()
+            "hardware-aware rungs: ASHA's own order (not every class has run two budgets yet, or nothing to gain)"
+        """
+        if self.neutral or self.runs is None:
+            return ("hardware-aware rungs: ASHA's own order (not every class has run two budgets yet, "
+                    "or nothing to gain)")
+        K = self.fidelity.n_rungs
+        per_rung = self.runs.reshape(-1, K, self.runs.shape[1]).sum(axis=0)  # K x C
+        most = per_rung.argmax(axis=1)
+        parts = [f"{self.model.class_keys[c]}: rungs {', '.join(str(k) for k in range(K) if most[k] == c)}"
+                 for c in sorted(set(most.tolist()))]
+        return (f"hardware-aware rungs: planned {self.gain:.2f}x the max-budget completions of every class "
+                f"running the same mix; most runs of each rung on {'; '.join(parts)}")
 
     def choose(self, jobs: Sequence[Job], class_key: str | None, space_of: Callable[[Job], str],
                rng: np.random.Generator) -> Job:
