@@ -104,3 +104,32 @@ def test_store_accepts_refuses_evicts_and_clears(tmp_path):
 @pytest.mark.parametrize("mod", [shadho.checkpoints, ck])
 def test_docstring_examples(mod):
     assert doctest.testmod(mod).failed == 0
+
+
+def test_a_shell_command_checkpoint_refused_on_the_worker_is_said_and_named_in_its_result(
+        tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    with open(ck.CHECKPOINT_SPEC, "w") as fh:
+        json.dump({"folder": "checkpoint-7", "checkpoint_in": None, "checkpoint_out": "checkpoint-7.tar",
+                   "limit_bytes": 100}, fh)
+
+    def command():  # what the user's command does in its sandbox: a 1 kB checkpoint, a result
+        _folder(tmp_path / "checkpoint-7", {"w.bin": b"x" * 1000})
+        (tmp_path / "performance.json").write_text(json.dumps({"loss": 0.25, "epochs_done": 3}))
+        return 0
+
+    assert ck.run_command_rung(ck.CHECKPOINT_SPEC, command) == 0
+    assert os.path.getsize(tmp_path / "checkpoint-7.tar") == 0  # the output file exists, empty: no checkpoint
+    doc = json.loads((tmp_path / "performance.json").read_text())
+    assert doc["loss"] == 0.25 and doc["epochs_done"] == 3 and "over the limit of 100 bytes" in doc[ck.NOT_KEPT]
+    err = capsys.readouterr().err
+    assert "shadho: checkpoint not kept (" in err and "starts from scratch" in err
+    # within the limit: nothing said, the result file untouched
+    with open(ck.CHECKPOINT_SPEC, "w") as fh:
+        json.dump({"folder": "checkpoint-7", "checkpoint_in": None, "checkpoint_out": "checkpoint-7.tar",
+                   "limit_bytes": 10**6}, fh)
+    assert ck.run_command_rung(ck.CHECKPOINT_SPEC, command) == 0
+    assert ck.NOT_KEPT not in json.loads((tmp_path / "performance.json").read_text())
+    assert os.path.getsize(tmp_path / "checkpoint-7.tar") > 0 and "not kept" not in capsys.readouterr().err

@@ -299,6 +299,30 @@ def test_work_queue_shell_command_gets_budget_and_checkpoint_folder(db, tmp_path
     _check_continued(_rows(db))
 
 
+#: A shell command whose checkpoint (2 MB) is over a 1 MB limit.
+BIG_SCRIPT = textwrap.dedent("""
+    import json, os
+    hp = json.load(open('hyperparameters.json'))
+    open(os.path.join(hp['checkpoint'], 'w'), 'wb').write(b'x' * (2 * 2**20))
+    json.dump({'loss': hp['x'] + 1.0 / hp['epochs']}, open('performance.json', 'w'))
+""")
+
+
+@pytest.mark.workqueue
+def test_work_queue_shell_command_checkpoint_refused_on_the_worker_is_reported(db, tmp_path, caplog):
+    script = tmp_path / "big.py"
+    script.write_text(BIG_SCRIPT)
+    opt = Shadho("wqbig", f"{sys.executable} big.py", SPEC, backend=db, max_tasks=4, seed=2, manager="workqueue",
+                 local_workers=1, quiet=True, timeout=180, fidelity=FID, checkpoint_limit_mb=1)
+    opt.add_input_file(str(script))
+    with caplog.at_level("WARNING", logger="shadho"):
+        opt.run()
+    rows = _rows(db)
+    assert rows and all(t.state == TrialState.COMPLETE for _, t in rows), [t.error for _, t in rows]
+    assert all("over the limit of 1048576 bytes" in t.results[ck.NOT_KEPT] for _, t in rows)
+    assert any("checkpoint(s) refused or evicted" in r.getMessage() for r in caplog.records)
+
+
 def test_status_shows_rungs_and_budget_spent(db):
     from shadho.status import collect, parse_plain, render_json, render_plain
 

@@ -184,17 +184,45 @@ def evaluate_rung(evaluate: Callable[..., dict[str, Any]], fn: Callable[..., Any
                                os.path.abspath(budget["folder"]), run, int(budget["limit_bytes"]), always_write=True)
 
 
-def run_command_rung(spec_path: str, call: Callable[[], int]) -> int:
+def run_command_rung(spec_path: str, call: Callable[[], int], performance: str = "performance.json") -> int:
     """A Work Queue worker's rung run of a shell command: ``call()`` (its exit status)
-    around the checkpoint archives the JSON file ``spec_path`` names."""
+    around the checkpoint archives the JSON file ``spec_path`` names.
+
+    A checkpoint refused here (over the size limit) is said on stderr and added to the
+    command's ``performance`` file under :data:`NOT_KEPT`, so the master names it in the
+    rung's results and counts it in the search's end-of-run notice, as for callables."""
     import json
+    import sys
 
     with open(spec_path) as fh:
         spec = json.load(fh)
 
     def run(folder: str) -> dict[str, Any]:
         rc = call()
-        return {"status": "success" if rc == 0 else "error", "rc": rc}
+        return {"status": "success" if rc == 0 else "error", "rc": rc, "results": {}}
     res = run_with_checkpoint(spec.get("checkpoint_in"), spec.get("checkpoint_out"), os.path.abspath(spec["folder"]),
                               run, int(spec["limit_bytes"]), always_write=True)
+    why = res["results"].get(NOT_KEPT)
+    if why:
+        print(f"shadho: checkpoint not kept ({why}); the next rung of this configuration starts from scratch",
+              file=sys.stderr, flush=True)
+        _note_not_kept(performance, str(why))
     return int(res["rc"])
+
+
+def _note_not_kept(performance: str, why: str) -> None:
+    """Add ``{NOT_KEPT: why}`` to the JSON object in ``performance`` (left as it is when it
+    holds no object: the master then reads it as the command's result anyway)."""
+    import json
+
+    try:
+        with open(performance) as fh:
+            doc = json.load(fh)
+        if not isinstance(doc, dict):
+            return
+        tmp = performance + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump({**doc, NOT_KEPT: why}, fh)
+        os.replace(tmp, performance)
+    except (OSError, ValueError, RecursionError):
+        return
