@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from typing import Iterable
+from typing import Callable, Hashable, Iterable
 
 from shadho.asha import Job, RungResult, bracket_by_counts
 from shadho.fidelity import Fidelity
@@ -103,29 +103,41 @@ class RungIndex:
             return Job(key[1], k + 1, bracket)
         return None
 
-    def _allowed(self, bracket: int, k: int, running: set[tuple[int, int]]) -> list[Job]:
-        """Every promotion from rung ``k`` of ``bracket`` the rule allows now, best first."""
+    def _allowed(self, bracket: int, k: int, running: set[tuple[int, int]],
+                 group: Callable[[int], Hashable] | None, groups: int) -> list[Job]:
+        """The promotions from rung ``k`` of ``bracket`` the rule allows now, best first
+        (with ``group``: the best of each group only, the walk ending once all ``groups``
+        have one)."""
         at = self._rungs.get((bracket, k))
         if at is None:
             return []
-        n, skipped, out = at.size // self.fidelity.eta, 0, []
+        n, skipped, out, seen = at.size // self.fidelity.eta, 0, [], set()
         for key in at.waiting:
             if bisect_left(at.promoted, key) + skipped >= n:
                 break
+            skipped += 1  # in flight, or taken now: either way the next one ranks behind it
             if (key[1], k + 1) in running:
-                skipped += 1
                 continue
+            if group is not None:
+                g = group(key[1])
+                if g in seen:
+                    continue
+                seen.add(g)
             out.append(Job(key[1], k + 1, bracket))
-            skipped += 1  # taking it would promote it: the next one ranks behind it
+            if group is not None and len(seen) >= groups:
+                break
         return out
 
-    def candidates(self, pending: Iterable[Job]) -> list[Job]:
+    def candidates(self, pending: Iterable[Job], group: Callable[[int], Hashable] | None = None,
+                   groups: int = 1) -> list[Job]:
         """Every job the rule allows now, in its order, as :func:`shadho.asha.candidates`
-        gives them (the first is :meth:`next_job`'s); costs the allowed promotions."""
+        gives them (the first is :meth:`next_job`'s). ``group(config)`` (one of ``groups``
+        values, e.g. its search space) keeps only the best allowed promotion of each group
+        per bracket and rung, so the cost stays O(groups) per rung however many wait."""
         pending = list(pending)
         running = {(j.config, j.rung) for j in pending if j.config is not None}
-        promotions = [j for b in self.fidelity.bracket_rungs
-                      for k in range(self.fidelity.n_rungs - 2, b - 1, -1) for j in self._allowed(b, k, running)]
+        promotions = [j for b in self.fidelity.bracket_rungs for k in range(self.fidelity.n_rungs - 2, b - 1, -1)
+                      for j in self._allowed(b, k, running, group, groups)]
         promotions.sort(key=lambda j: -j.rung)
         return promotions + [self._new_job(pending)]
 

@@ -91,7 +91,7 @@ def runtime_fields(runtime: Callable[..., Any], budget: Budget | None) -> dict[s
     return {k: v for k, v in fields.items() if accepts(runtime, k) is not False}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: its signature is read once (rung_task.accepts)
 class OverheadRuntime:
     """A simulator's runtime model of rung runs: per class, a start-up overhead (seconds)
     plus seconds per budget unit trained (``budget - previous``), the latter times an

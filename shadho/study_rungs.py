@@ -106,10 +106,11 @@ class RungBook:
         return self._index.next_job(jobs)
 
     def candidates(self, pending: Collection[int]) -> list[Job]:
-        """Every job ASHA allows now, in its order (:func:`shadho.asha.candidates`)."""
+        """The jobs ASHA allows now, in its order (:func:`shadho.asha.candidates`): of the
+        promotions, the best of each search space per bracket and rung."""
         jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
                 for t in pending if t in self.of_trial and t not in self._finished]
-        return self._index.candidates(jobs)
+        return self._index.candidates(jobs, lambda c: self.configs[c][0], max(1, len(self.dims)))
 
     def units(self, trial_id: int) -> float:
         """The budget units rung trial ``trial_id`` trains: its rung's budget, less the one

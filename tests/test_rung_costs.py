@@ -116,6 +116,12 @@ def test_the_rung_index_gives_the_rules_jobs_in_its_order():
         for step in range(300):
             jobs = candidates(results, pending, f)
             assert index.candidates(pending) == jobs
+            firsts, seen = [], set()  # grouped (as by search space): the best of each group per rung
+            for j in jobs[:-1]:
+                if (j.config % 2, j.bracket, j.rung) not in seen:
+                    seen.add((j.config % 2, j.bracket, j.rung))
+                    firsts.append(j)
+            assert index.candidates(pending, lambda c: c % 2, 2) == firsts + jobs[-1:]
             job = jobs[0] if rnd.random() < 0.6 else rnd.choice(jobs)
             pending.append(Job(step if job.config is None else job.config, job.rung, job.bracket))
             if rnd.random() < 0.7:  # a result arrives (a failure now and then, ties too)

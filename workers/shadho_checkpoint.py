@@ -160,13 +160,25 @@ def run_with_checkpoint(archive_in: str | None, archive_out: str | None, folder:
 
 
 def accepts(fn: Callable[..., Any], name: str) -> bool | None:
-    """Whether ``fn`` takes the keyword ``name`` (None: its signature cannot be read)."""
+    """Whether ``fn`` takes the keyword ``name`` (None: its signature cannot be read).
+    Remembered per function (a simulated search asks twice per rung run, and reading a
+    signature cost it 5% of its time); an unhashable callable is read each time."""
+    try:
+        return _accepts_cached(fn, name)
+    except TypeError:
+        return _accepts(fn, name)
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool | None:
     try:
         ps = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return None
     return any(p.kind == p.VAR_KEYWORD for p in ps) or any(
         p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in ps)
+
+
+_accepts_cached = functools.lru_cache(maxsize=64)(_accepts)
 
 
 def bind_accepted(fn: Callable[..., Any], fields: dict[str, Any]) -> Callable[..., Any]:
