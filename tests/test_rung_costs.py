@@ -178,3 +178,28 @@ def test_a_resumed_master_rebuilds_the_runtime_model_from_the_store(tmp_path):
         assert not routes.neutral
     finally:
         opt.close()
+
+
+def _two_budgets(p, epochs, checkpoint=None):
+    return (p["x"] - 0.3) ** 2 + 1.0 / epochs
+
+
+@pytest.mark.workqueue
+def test_work_queue_with_two_classes_runs_hardware_aware_rungs(tmp_path, caplog):
+    from shadho.driver import Shadho
+
+    db = str(tmp_path / "wq.db")
+    workers = [{"cores": 1, "features": {"size": "small"}}, {"cores": 1, "features": {"size": "big"}}]
+    opt = Shadho("wqmf", _two_budgets, {"x": spaces.uniform(0, 1)}, backend=db, max_tasks=16, seed=1,
+                 manager="workqueue", local_workers=workers, timeout=180,
+                 fidelity={"name": "epochs", "min": 1, "max": 9, "eta": 3})
+    opt.add_compute_class("small", "size", "small")
+    opt.add_compute_class("big", "size", "big")
+    with caplog.at_level("WARNING", logger="shadho"):
+        trials = opt.run()
+    assert len(trials) == 16 and all(t.state == TrialState.COMPLETE for t in trials), [t.error for t in trials]
+    assert {t.compute_class for t in trials} == {"small", "big"}
+    with ResultsStore(db, readonly=True) as store:
+        assert len(store.rungs(store.experiment_id("wqmf"))) == 16
+    # the router ran (its plan, or why it kept ASHA's order, closes the run)
+    assert any("hardware-aware rungs:" in r.getMessage() for r in caplog.records)
