@@ -1,11 +1,13 @@
 """Simulated multi-fidelity benchmark: hardware-aware ASHA vs the same ASHA with the heuristics off.
 
 Run:  nice -n 10 .venv/bin/python bench/multifidelity_sim.py [--hours 1] [--seeds 3]
-      [--out bench/results/multifidelity-sim.txt]
+      [--profile default|mild|alike] [--out bench/results/multifidelity-sim.txt]
 
 The real master (driver, ASHA, TPE, store) runs on :class:`shadho.sim.SimulatedManager`
 with 150 workers in two classes whose start-up overhead and per-epoch speed differ
-(ASSUMED, not measured here; see PROFILE). A rung run costs its class's overhead plus
+(ASSUMED, not measured here: no GPU node was at hand; see PROFILE for the reasoning and
+PROFILES for a milder pool and one without comparative advantage). A rung run costs its
+class's overhead plus
 the epochs it trains (its budget less the checkpoint's) times the class's seconds per
 epoch, times the search space's factor, with log-normal noise (sigma 0.1).
 
@@ -43,6 +45,11 @@ from shadho.trial import TrialState  # noqa: E402
 #: CUDA context creation, framework import, model build and staging the data onto the
 #: device (tens of seconds to a minute on shared clusters) and then trains ~10x faster.
 PROFILE = {"cpu": (100, 5.0, 10.0), "gpu": (50, 60.0, 1.0)}
+#: Other assumed pools (``--profile``): a milder contrast (the GPU's start-up 20 s, 3x
+#: faster per epoch), and two classes alike up to speed (no comparative advantage: the
+#: router should keep ASHA's order and gain nothing).
+PROFILES = {"default": PROFILE, "mild": {"cpu": (100, 5.0, 6.0), "gpu": (50, 20.0, 2.0)},
+            "alike": {"cpu": (100, 10.0, 4.0), "gpu": (50, 5.0, 2.0)}}
 SPACE_FACTOR = {"mlp": 1.0, "wide": 2.0}  # seconds per epoch relative to the class's
 FIDELITY = {"name": "epochs", "min": 1, "max": 81, "eta": 3}
 TOP = 81
@@ -82,23 +89,24 @@ def objective(params: dict[str, Any], epochs: float) -> float:
     return curve(params, epochs)
 
 
-def runtime() -> OverheadRuntime:
-    return OverheadRuntime({k: (oh, per) for k, (_, oh, per) in PROFILE.items()},
+def runtime(profile: dict[str, tuple[int, float, float]]) -> OverheadRuntime:
+    return OverheadRuntime({k: (oh, per) for k, (_, oh, per) in profile.items()},
                            scale=lambda sid, p: SPACE_FACTOR["wide" if "width" in _flat(p) else "mlp"])
 
 
-def run(seed: int, hours: float, heuristics: bool, workdir: str) -> dict[str, Any]:
+def run(seed: int, hours: float, heuristics: bool, workdir: str,
+        profile: dict[str, tuple[int, float, float]] = PROFILE) -> dict[str, Any]:
     """One simulated search; the figures of its first ``hours`` virtual hours."""
     from shadho.store import ResultsStore
 
     seconds = 3600.0 * hours
-    workers = {k: n for k, (n, _, _) in PROFILE.items()}
+    workers = {k: n for k, (n, _, _) in profile.items()}
     # Enough rung runs to outlast the window (every worker running 1-epoch runs back to back).
-    max_tasks = int(seconds * sum(n / (oh + per) for n, oh, per in PROFILE.values()))
+    max_tasks = int(seconds * sum(n / (oh + per) for n, oh, per in profile.values()))
     key = "on" if heuristics else "off"
     db = os.path.join(workdir, f"{key}-{seed}.db")
     t0 = time.perf_counter()
-    res = simulate(spec(), objective, workers, runtime(), max_tasks=max_tasks, method="tpe", seed=seed,
+    res = simulate(spec(), objective, workers, runtime(profile), max_tasks=max_tasks, method="tpe", seed=seed,
                    use_complexity=heuristics, use_uncertainty=heuristics, fidelity=FIDELITY,
                    exp_key=key, backend=db)
     wall = time.perf_counter() - t0
@@ -107,10 +115,10 @@ def run(seed: int, hours: float, heuristics: bool, workdir: str) -> dict[str, An
     w = res.window(seconds)
     done = [t for t in w.trials if t.state == TrialState.COMPLETE]
     top = [t for t in done if budget.get(t.id) == TOP]
-    rungs_by_class = {k: _mean_budget([budget[t.id] for t in done if t.compute_class == k]) for k in PROFILE}
+    rungs_by_class = {k: _mean_budget([budget[t.id] for t in done if t.compute_class == k]) for k in profile}
     return {"top_per_h": len(top) / hours, "best": min((float(t.loss) for t in top), default=math.inf),
             "runs": len(done), "wall": wall, "epochs": sum(budget[t.id] for t in done),
-            "top_by_class": {k: sum(t.compute_class == k for t in top) for k in PROFILE},
+            "top_by_class": {k: sum(t.compute_class == k for t in top) for k in profile},
             "mean_budget": rungs_by_class}
 
 
@@ -139,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "multifidelity-sim.txt"))
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="default")
     args = ap.parse_args(argv)
-    prof = ", ".join(f"{k}: {n} workers, overhead {oh:g} s, {per:g} s/epoch" for k, (n, oh, per) in PROFILE.items())
+    profile = PROFILES[args.profile]
+    prof = ", ".join(f"{k}: {n} workers, overhead {oh:g} s, {per:g} s/epoch" for k, (n, oh, per) in profile.items())
     lines = [f"multifidelity-sim: ASHA epochs 1..81 eta 3, TPE, 2 spaces (per-epoch factors {SPACE_FACTOR}), "
              f"{args.hours:g} virtual h, seeds 0..{args.seeds - 1}, commit {_commit()}",
-             f"profile (ASSUMED, not measured): {prof}; runtime = overhead + epochs trained x s/epoch x "
+             f"profile {args.profile!r} (ASSUMED, not measured): {prof}; runtime = overhead + epochs trained x s/epoch x "
              "space factor, log-normal noise 0.1",
              "on = heuristics on (hardware-aware rungs), off = use_complexity=use_uncertainty=False; "
              "top = 81-epoch completions",
@@ -153,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="shadho-mf-sim-")
     try:
         for seed in range(args.seeds):
-            on = run(seed, args.hours, True, workdir)
-            off = run(seed, args.hours, False, workdir)
+            on = run(seed, args.hours, True, workdir, profile)
+            off = run(seed, args.hours, False, workdir, profile)
             r = on["top_per_h"] / off["top_per_h"] if off["top_per_h"] > 0 else math.inf
             br = off["best"] / on["best"] if on["best"] > 0 else math.inf
             ratios.append(r)
