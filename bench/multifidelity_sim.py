@@ -151,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     profile = PROFILES[args.profile]
     prof = ", ".join(f"{k}: {n} workers, overhead {oh:g} s, {per:g} s/epoch" for k, (n, oh, per) in profile.items())
-    lines = [f"multifidelity-sim: ASHA epochs 1..81 eta 3, TPE, 2 spaces (per-epoch factors {SPACE_FACTOR}), "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"command: nice -n 10 .venv/bin/python bench/{os.path.basename(__file__)} {' '.join(argv or sys.argv[1:])}",
+             f"conditions: simulated (virtual clock; figures do not depend on this machine's load); "
+             f"load average at start {load} on 2 shared cores",
+             f"multifidelity-sim: ASHA epochs 1..81 eta 3, TPE, 2 spaces (per-epoch factors {SPACE_FACTOR}), "
              f"{args.hours:g} virtual h, seeds 0..{args.seeds - 1}, commit {_commit()}",
              f"profile {args.profile!r} (ASSUMED, not measured): {prof}; runtime = overhead + epochs trained x s/epoch x "
              "space factor, log-normal noise 0.1",
