@@ -1,7 +1,7 @@
 """Simulated multi-fidelity benchmark: hardware-aware ASHA vs the same ASHA with the heuristics off.
 
 Run:  nice -n 10 .venv/bin/python bench/multifidelity_sim.py [--hours 1] [--seeds 3]
-      [--profile default|mild|alike] [--out bench/results/multifidelity-sim.txt]
+      [--profile default|mild|alike] [--jobs 3] [--out bench/results/multifidelity-sim.txt]
 
 The real master (driver, ASHA, TPE, store) runs on :class:`shadho.sim.SimulatedManager`
 with 150 workers in two classes whose start-up overhead and per-epoch speed differ
@@ -122,6 +122,12 @@ def run(seed: int, hours: float, heuristics: bool, workdir: str,
             "mean_budget": rungs_by_class}
 
 
+def _seed_pair(job: tuple[int, float, str, str]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """One seed's searches with the heuristics on and off."""
+    seed, hours, workdir, profile = job
+    return seed, run(seed, hours, True, workdir, PROFILES[profile]), run(seed, hours, False, workdir, PROFILES[profile])
+
+
 def _mean_budget(b: list[float]) -> float:
     return float(np.mean(b)) if b else 0.0
 
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "multifidelity-sim.txt"))
     ap.add_argument("--profile", choices=sorted(PROFILES), default="default")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     args = ap.parse_args(argv)
     profile = PROFILES[args.profile]
     prof = ", ".join(f"{k}: {n} workers, overhead {oh:g} s, {per:g} s/epoch" for k, (n, oh, per) in profile.items())
@@ -165,10 +172,16 @@ def main(argv: list[str] | None = None) -> int:
              f"{'off/on':>7} {'runs on':>8} {'runs off':>8}  on: top by class, mean budget by class"]
     ratios, best_ratios = [], []
     workdir = tempfile.mkdtemp(prefix="shadho-mf-sim-")
+    jobs = [(seed, args.hours, workdir, args.profile) for seed in range(args.seeds)]
     try:
-        for seed in range(args.seeds):
-            on = run(seed, args.hours, True, workdir, profile)
-            off = run(seed, args.hours, False, workdir, profile)
+        if args.jobs > 1:  # seeds in parallel processes (each runs its on and off searches)
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(args.jobs) as pool:
+                pairs = pool.map(_seed_pair, jobs, chunksize=1)
+        else:
+            pairs = [_seed_pair(j) for j in jobs]
+        for seed, on, off in pairs:
             r = on["top_per_h"] / off["top_per_h"] if off["top_per_h"] > 0 else math.inf
             br = off["best"] / on["best"] if on["best"] > 0 else math.inf
             ratios.append(r)
