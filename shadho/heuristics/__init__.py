@@ -1,5 +1,6 @@
 """Hardware-aware heuristics: complexity and uncertainty of search spaces, the speed
-of each compute class on each space, and the assignment of spaces to classes.
+of each compute class on each space, and the assignment of spaces to classes (and, in a
+multi-fidelity search, of each space's rungs: :mod:`.rung_costs`).
 
 The driver builds its scheduler through :func:`make_scheduler`.
 """

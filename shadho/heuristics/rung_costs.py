@@ -108,6 +108,12 @@ class RungCostModel:
         self.busy = np.zeros(len(self.class_keys))
         self.runs = 0
 
+    def space_index(self, space_id: str) -> int | None:
+        return self._s.get(space_id)
+
+    def class_index(self, class_key: str | None) -> int | None:
+        return self._c.get(class_key)
+
     def add(self, space_id: str, class_key: str | None, units: float, runtime: float | None) -> bool:
         """One finished rung run that trained ``units`` in ``runtime`` seconds (False:
         not usable: unknown space or class, no runtime, no units)."""
@@ -236,7 +242,10 @@ class RungRouter:
         return self._since >= max(1, every, 0.05 * (self.model.runs - self._since))
 
     def unit(self, space_id: str, rung: int) -> int:
-        return self.model._s[space_id] * self.fidelity.n_rungs + rung
+        s = self.model.space_index(space_id)
+        if s is None:
+            raise ValueError(f"unknown search space {space_id!r}")
+        return s * self.fidelity.n_rungs + rung
 
     def solve(self, space_share: Sequence[float]) -> None:
         """Re-plan from the runtimes so far; ``space_share``: each space's share of new
@@ -299,7 +308,7 @@ class RungRouter:
         """One of ``jobs`` (in ASHA's order) for a free slot of ``class_key``: the first
         one when neutral, else drawn by the class's weights of the jobs' units (the first
         job of each unit stands for it)."""
-        c = self.model._c.get(class_key)
+        c = self.model.class_index(class_key)
         if self.neutral or self.weights is None or c is None or len(jobs) < 2:
             return jobs[0]
         firsts: dict[int, Job] = {}
