@@ -107,10 +107,18 @@ def router(study: "Study") -> RungRouter | None:
             if t.state == TrialState.COMPLETE and t.id in book.of_trial:
                 routes.observe(t.space_id, t.compute_class, book.units(t.id), t.runtime)
         study.rung_router = routes
-        routes.solve(book.space_shares([s.id for s in study.spaces]))
+        _plan(study, routes)
     elif routes.due(study.settings.reassign_every):
-        routes.solve(book.space_shares([s.id for s in study.spaces]))
+        _plan(study, routes)
     return routes
+
+
+def _plan(study: "Study", routes: RungRouter) -> None:
+    book = study.rungs
+    assert book is not None
+    ids = [s.id for s in study.spaces]
+    pending = set(study.live_ids()) | {r[0] for r in study.requeued}
+    routes.solve(book.space_shares(ids), book.rung_counts(ids, pending))
 
 
 def budgets(study: "Study", trial_ids: Sequence[int]) -> tuple[Budget, ...]:
