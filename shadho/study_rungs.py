@@ -120,23 +120,26 @@ class RungBook:
         return f.budget(at.rung) - (f.budget(at.rung - 1) if at.rung > at.bracket else 0)
 
     def rung_counts(self, space_ids: list[str], pending: Collection[int]) -> Any:
-        """``S x K`` runs per (space, rung): those started (finished, running or waiting)
-        plus the promotions the rule allows that no slot took yet."""
+        """``(reached, finished)``, ``S x K`` each: per (space, rung) the runs started
+        (finished, running or waiting) plus the promotions the rule allows that no slot
+        took yet, and the runs finished."""
         import numpy as np
 
         row = {s: i for i, s in enumerate(space_ids)}
         out = np.zeros((len(space_ids), self.fidelity.n_rungs))
-        for at in self.of_trial.values():
+        done = np.zeros_like(out)
+        for tid, at in self.of_trial.items():
             i = row.get(self.configs[at.config][0])
             if i is not None:
                 out[i, at.rung] += 1
+                done[i, at.rung] += tid in self._finished
         jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
                 for t in pending if t in self.of_trial and t not in self._finished]
         for j in self._index.candidates(jobs)[:-1]:
             i = row.get(self.configs[j.config][0])  # type: ignore[index]
             if i is not None:
                 out[i, j.rung] += 1
-        return out
+        return out, done
 
     def space_shares(self, space_ids: list[str]) -> list[float]:
         """Each space's share of the configurations started so far (one more each, so a

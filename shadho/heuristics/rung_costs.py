@@ -254,23 +254,31 @@ class RungRouter:
             raise ValueError(f"unknown search space {space_id!r}")
         return s * self.fidelity.n_rungs + rung
 
-    def demand_of(self, space_share: Sequence[float], counts: np.ndarray | None = None) -> np.ndarray:
-        """``S * K`` relative runs ASHA asks of each unit: the runs that reached each
-        (space, rung) plus the promotions waiting for a slot (``counts``, ``S x K``), with
-        ``prior_runs`` runs of the textbook proportions ``share_s * r_k`` added. Why counts:
-        ASHA keeps a configuration promoted when later results push it out of the best
-        ``1/eta``, so a sampler that keeps improving promotes far more than ``1/eta`` (a
-        simulated TPE search sent 65% of rung-3 results on to rung 4); planning with
-        ``eta**-k`` left the top rungs' runs queued on the GPU class while the CPUs ran
-        nothing but new configurations (0.7x the heuristics-off completions)."""
-        prior = np.asarray(space_share, dtype=float)[:, None] * self.demand[None, :]
-        prior = prior / prior.sum()
+    def demand_of(self, space_share: Sequence[float], counts: Any = None) -> np.ndarray:
+        """``S * K`` relative runs ASHA asks of each unit: ``share_s`` times the product of
+        the promotion rates below rung k, where the rate of rung j is the runs that reached
+        rung j + 1 (promotions waiting for a slot included) over the runs finished at j,
+        with ``prior_runs`` runs of the textbook ``1/eta`` (``counts``: ``(reached,
+        finished)`` per (space, rung); None: the textbook proportions).
+
+        Why the observed rates: ASHA keeps a configuration promoted when later results
+        push it out of the best ``1/eta``, so a sampler that keeps improving promotes far
+        more (a simulated TPE search sent 65% of rung-3 results on to rung 4); planning with
+        ``eta**-k`` left the top rungs queued on the GPU class (0.71x the heuristics-off
+        completions). Rates, not counts: rung 0 takes whatever slots are left, so its count
+        says what the classes had spare, not what the higher rungs need."""
+        share = np.asarray(space_share, dtype=float)
         if counts is None:
-            return prior.reshape(-1)
-        d = np.asarray(counts, dtype=float).reshape(prior.shape) + self.prior_runs * prior
+            prior = share[:, None] * self.demand[None, :]
+            return (prior / prior.sum()).reshape(-1)
+        reached, finished = (np.asarray(x, dtype=float) for x in counts)
+        m, eta = self.prior_runs, float(self.fidelity.eta)
+        rate = (reached[:, 1:] + m / eta) / (finished[:, :-1] + m)
+        d = share[:, None] * np.concatenate([np.ones((len(share), 1)), np.cumprod(np.minimum(rate, 1.0), axis=1)],
+                                            axis=1)
         return (d / d.sum()).reshape(-1)
 
-    def solve(self, space_share: Sequence[float], counts: np.ndarray | None = None) -> None:
+    def solve(self, space_share: Sequence[float], counts: Any = None) -> None:
         """Re-plan from the runtimes so far; ``space_share``: each space's share of new
         configurations (sums to 1); ``counts``: see :meth:`demand_of`."""
         self._since = 0
