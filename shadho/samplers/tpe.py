@@ -52,7 +52,7 @@ import numpy as np
 from shadho.history import History
 from shadho.samplers.base import ModelSampler
 from shadho.samplers.parzen import _build, _Layout, _layout, _log_pdf, _Mixture, _sample
-from shadho.samplers.categories import category_shares, category_startup, spread_share
+from shadho.samplers.categories import category_shares, category_startup, spread_share, stratified_point
 from shadho.samplers.startup import borrowed
 from shadho.spaces import SearchSpace
 
@@ -305,7 +305,7 @@ class TPESampler(ModelSampler):
         rows = col == v
         k = self.category_startup or category_startup(nc, budget)
         if rows.sum() < max(2, k):  # the value's own start-up: no model on a few arbitrary points
-            x = space.sample(rng)
+            x = stratified_point(space, X[rows], max(2, k), rng)
             x[j] = v
             return x
         pend = pending[pending[:, j] == v] if len(pending) else pending
