@@ -12,8 +12,9 @@ So the value is chosen by a rule over the values, and only the other dims come f
 the joint model fitted to that value's trials (:mod:`shadho.samplers.tpe`):
 
 * the value's own start-up (:func:`category_startup`): until a value has ``k`` trials
-  its proposals are random points inside it (its numeric dims from the priors), so its
-  model is never fitted to two or three arbitrary points;
+  its proposals are random points inside it, stratified over its uniform dims
+  (:func:`stratified_point`), so its model is never fitted to two or three arbitrary
+  points and no chance gap hides a narrow basin;
 * an even spread, then a commitment (:func:`spread_share`): while the search is young
   (the first ``commit`` share of the budget when the driver tells it, else the first
   ``10`` trials per value) every value is explored equally often; after that only a
