@@ -258,3 +258,17 @@ def test_category_settings_are_validated() -> None:
     for bad in ({"category_commit": 1.5}, {"category_floor": -0.1}, {"category_startup": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TPESampler(**bad)
+
+
+def test_a_values_start_up_trials_cover_every_uniform_dim_evenly() -> None:
+    """8 start-up draws: one per eighth of a log-scaled float, one per value of an 8-value int."""
+    from shadho.samplers.categories import stratified_point
+    (space,) = spaces.split({"lr": spaces.log10_uniform(-6, 2), "k": spaces.randint(0, 8),
+                             "c": spaces.choice(["a", "b"])})
+    rng = np.random.default_rng(3)
+    mine = np.empty((0, space.dim))
+    for _ in range(8):
+        mine = np.vstack([mine, stratified_point(space, mine, 8, rng)])
+    i_lr, i_k = space.labels.index("lr"), space.labels.index("k")
+    assert sorted(np.floor(mine[:, i_lr] + 6).astype(int).tolist()) == list(range(8))
+    assert sorted(mine[:, i_k].astype(int).tolist()) == list(range(8))
