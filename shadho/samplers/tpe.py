@@ -22,7 +22,7 @@ Two changes keep the joint model and fix it:
 * category exploration: a share ``category_explore`` of the proposals (by default
   all) picks one categorical dim and a value of it by a budgeted bandit rule
   (:mod:`shadho.samplers.categories`: every value gets its own random start-up of up
-  to 8 trials, values are explored evenly for the first 85% of the budget, then 70%
+  to 8 trials, stratified over its uniform dims, values are explored evenly for the first 85% of the budget, then 70%
   of the proposals follow each value's best loss), and runs TPE on the trials of that
   value alone (its own "below"/"above" split, bandwidths from the gaps among all its
   trials, 24 candidates), so each category's own good region is found even while
@@ -144,8 +144,9 @@ class TPESampler(ModelSampler):
         category_commit: the share of the budget (when the driver tells it) during which
             every value is explored equally often; without a budget, the first 10 trials
             per value (:func:`~shadho.samplers.categories.spread_share`).
-        category_startup: random trials (numeric dims from the priors) each value of a
-            categorical dim gets before its own model; None (default):
+        category_startup: random trials (stratified over the uniform dims, see
+            :func:`~shadho.samplers.categories.stratified_point`) each value of a
+            categorical dim gets before its own model (at least 2); None (default):
             :func:`~shadho.samplers.categories.category_startup` (8, at most half the
             budget spread over the values).
         category_candidates: EI candidates of a proposal inside one category (24: a
@@ -309,7 +310,10 @@ class TPESampler(ModelSampler):
         rows = col == v
         k = self.category_startup or category_startup(nc, budget)
         if rows.sum() < max(2, k):  # the value's own start-up: no model on a few arbitrary points
-            x = stratified_point(space, X[rows], max(2, k), rng)
+            mine = X[rows]
+            if len(pending):  # queued trials of the value hold their strata too
+                mine = np.concatenate([mine, pending[pending[:, j] == v]])
+            x = stratified_point(space, mine, max(2, k), rng)
             x[j] = v
             return x
         pend = pending[pending[:, j] == v] if len(pending) else pending
