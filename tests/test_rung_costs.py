@@ -69,6 +69,15 @@ def test_rung_demand_of_hyperband_brackets():
     assert u == pytest.approx([1.0, 21 / 8, 6.0])
 
 
+def test_demand_follows_the_observed_promotion_rates():
+    r = RungRouter(Fidelity("epochs", 1, 9, eta=3), ["s"], ["cpu", "gpu"])
+    reached, finished = np.array([[30.0, 12.0, 4.0]]), np.array([[30.0, 10.0, 4.0]])
+    # rates with 20 runs of 1/3: (12 + 20/3) / (30 + 20) = 0.37333, (4 + 20/3) / (10 + 20) = 0.35556;
+    # proportions 1, 0.37333, 0.13274, over their sum 1.50607.
+    assert r.demand_of([1.0], (reached, finished)) == pytest.approx([0.66398, 0.24789, 0.08814], abs=1e-4)
+    assert r.demand_of([1.0]) == pytest.approx(np.array([1, 1 / 3, 1 / 9]) / (13 / 9))  # no data: eta**-k
+
+
 def _router(profile=None, capacity=(2.0, 1.0)):
     profile = profile or {"cpu": CPU, "gpu": GPU}
     r = RungRouter(F81, ["s"], list(profile))

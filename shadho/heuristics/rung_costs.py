@@ -23,10 +23,11 @@ class ``c`` is modelled as a start-up overhead plus a cost per unit,
 :class:`RungRouter` then uses (search space, rung) as the unit of the comparative-
 advantage assignment (:func:`shadho.heuristics.assignment.assign`): unit ``(s, k)``
 costs ``a + b * u_k`` seconds on class c (``u_k`` the mean units a rung-k run trains),
-and ASHA asks for its trials in the proportions ``d[s, k] = share_s * r_k``, with
-``r_k = sum over brackets b <= k of (bracket b's share) * eta**-(k - b)`` and
-``share_s`` the smoothed share of configurations started in space s. The market's
-budgets are set so every unit gets trials in those proportions: starting from
+and ASHA asks for its runs in proportions ``d[s, k] = share_s * prod_{j<k} rate[s, j]``:
+``share_s`` the smoothed share of configurations started in space s, ``rate`` each
+rung's observed promotion rate (:meth:`RungRouter.demand_of`; before any data, the
+textbook ``r_k = sum over brackets b <= k of (bracket b's share) * eta**-(k - b)``). The
+market's budgets are set so every unit gets runs in those proportions: starting from
 ``w = d * min_c t``, a few rounds of ``w[u] = d[u] * min_c p_c * t[u, c]`` with ``p_c``
 the class prices of the last solution (at that fixed point every unit buys only at its
 lowest price per trial, which is the allocation that finishes the most max-budget runs
