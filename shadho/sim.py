@@ -46,7 +46,9 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
 import os
 import shutil
@@ -87,6 +89,10 @@ class SimulatedManager(ExecutionManager):
         failure_rate: probability that a trial fails (it still takes its time), or
             ``fn(space_id, class_key) -> probability``.
         seed: the simulator's own random stream (runtimes, failures).
+        common_noise: draw each trial's runtime noise and failure from (seed, space,
+            params) instead of one stream in run order, so two runs (heuristics on and
+            off) that propose the same configuration see the same noise whichever worker
+            runs it, and whenever: common random numbers for comparing schedulers.
         clock: a shared :class:`VirtualClock` (a new one by default).
         queue_margin: None (start on submit), an int, or ``"auto"`` (see the module doc).
         task_overhead: seconds per task before its first trial starts, or a mapping
@@ -100,7 +106,8 @@ class SimulatedManager(ExecutionManager):
                  failure_rate: float | Callable[[str, Any], float] = 0.0, seed: int | None = None,
                  clock: VirtualClock | None = None, queue_margin: int | str | None = None,
                  task_overhead: float | Mapping[str | None, float] = 0.0,
-                 busy: Mapping[str | None, Sequence[float]] | None = None) -> None:
+                 busy: Mapping[str | None, Sequence[float]] | None = None,
+                 common_noise: bool = False) -> None:
         if not workers or any(int(n) < 0 for n in workers.values()):
             raise ValueError(f"workers must map class keys to worker counts >= 0, got {workers!r}")
         self.workers = {k: int(n) for k, n in workers.items()}
@@ -108,6 +115,8 @@ class SimulatedManager(ExecutionManager):
         self.noise = float(noise)
         self.failure_rate = failure_rate if callable(failure_rate) else float(failure_rate)
         self.rng = np.random.default_rng(seed)
+        self.common_noise = bool(common_noise)
+        self._noise_seed = int(seed if seed is not None else np.random.SeedSequence().entropy)
         self.clock = clock or VirtualClock()
         self._idle = {k: list(range(n))[::-1] for k, n in self.workers.items()}
         self._events: list[tuple[float, int, str | None, int, list[TrialOutcome]]] = []
@@ -197,11 +206,12 @@ class SimulatedManager(ExecutionManager):
         for i, (tid, params) in enumerate(task.trials):
             budget = task.budgets[i] if task.budgets else None
             dt = float(self.runtime(task.space_id, params, key, **runtime_fields(self.runtime, budget)))
+            rng = self._trial_rng(task.space_id, params, budget) if self.common_noise else self.rng
             if self.noise > 0:
-                dt *= math.exp(self.noise * float(self.rng.standard_normal()))
+                dt *= math.exp(self.noise * float(rng.standard_normal()))
             dt = max(dt, 1e-9)
             extra = dict(worker=f"{key}-{w}", start_time=t, finish_time=t + dt, compute_class=key)
-            if fail_p > 0 and self.rng.random() < fail_p:
+            if fail_p > 0 and rng.random() < fail_p:
                 outs.append(TrialOutcome(tid, False, error="simulated failure", **extra))
             else:  # the worker entry's own evaluation: the same outcome as on real workers
                 fn = self._objective if budget is None else call_with_budget(self._objective,
@@ -211,6 +221,13 @@ class SimulatedManager(ExecutionManager):
         self._seq += 1
         self.submitted += 1
         heapq.heappush(self._events, (t, self._seq, key, w, outs))
+
+    def _trial_rng(self, space_id: str, params: dict, budget: Any) -> np.random.Generator:
+        """The noise of one configuration (see ``common_noise``)."""
+        text = json.dumps([space_id, params, None if budget is None else budget.value],
+                          sort_keys=True, default=repr)
+        digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+        return np.random.default_rng([self._noise_seed, digest])
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
         """Jump to the next completion (all completions at that same instant)."""
@@ -339,6 +356,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
              task_overhead: float | Mapping[str | None, float] = 0.0,
              prepare_scheduler: Callable[[Any], None] | None = None,
              busy: Mapping[str | None, Sequence[float]] | None = None,
+             common_noise: bool = False, pick_seed: int | None = None,
              **options: Any) -> SimResult:
     """Run the real driver on simulated workers for ``max_tasks`` trials.
 
@@ -350,7 +368,11 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         backend: the SQLite results file (a temporary one by default). A file that
             already holds ``exp_key`` is resumed: its trials are the samplers' history
             and count toward ``max_tasks``; ``SimResult.trials`` holds every trial.
-        failure_rate, queue_margin, task_overhead, busy: see :class:`SimulatedManager`.
+        failure_rate, queue_margin, task_overhead, busy, common_noise: see
+            :class:`SimulatedManager`.
+        pick_seed: seed the scheduler's picks (which space a free slot samples) apart
+            from ``seed``, which keeps the samplers' draws and the noise: two runs that
+            differ only in where and when trials run (a noise floor for comparisons).
         prepare_scheduler: called with the driver's scheduler before the run starts
             (e.g. :meth:`~shadho.heuristics.scheduler.Scheduler.warm_start` it with
             what an earlier run measured).
@@ -360,7 +382,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
     clock = VirtualClock()
     manager = SimulatedManager(workers, runtime, noise=noise, failure_rate=failure_rate,
                                seed=None if seed is None else seed + 7919, clock=clock,
-                               queue_margin=queue_margin, task_overhead=task_overhead, busy=busy)
+                               queue_margin=queue_margin, task_overhead=task_overhead, busy=busy,
+                               common_noise=common_noise)
     tmp = None
     if backend is None:
         tmp = tempfile.mkdtemp(prefix="shadho-sim-")
@@ -373,6 +396,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
     try:
         study = opt.open()
         study.clock = clock  # the scheduler's rows carry simulated times
+        if pick_seed is not None:
+            study.reseed_picks(pick_seed)
         if prepare_scheduler is not None:
             prepare_scheduler(study.scheduler)
         timed = _TimedScheduler(study.scheduler)
