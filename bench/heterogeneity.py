@@ -59,6 +59,16 @@ worker pool, the same seeds, the same sampler and the same budget:
    (:class:`shadho.sim.SimulatedManager`'s queue model): how far the simulation's
    figures are from the real ones.
 
+Common random numbers (sims): each seed's ON and OFF runs draw every proposal from
+(seed, space, its index in the space) (:meth:`shadho.study.Study.proposal_rng`, as for
+every search) and each trial's runtime noise from (seed, space, configuration)
+(``simulate(common_noise=True)``), so the two modes start from the same configurations
+in every space and a configuration costs the same noise wherever it runs: they differ
+in where and when trials run. The sampler still reacts to the results it has when it
+is asked, so once the modes' histories differ (after the first few trials per space)
+so do their proposals. ``peer`` rows run OFF against OFF with the same seed and other
+picks (``pick_seed``): what routing luck alone does to the per-seed ratios.
+
 Metrics, per seed, on the virtual clock (sim) or wall clock (real):
 * throughput: successful trials per hour finished by ``T``, the earlier of the two
   runs' last trial start (until then both runs kept every worker busy; after it a

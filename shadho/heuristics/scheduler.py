@@ -45,7 +45,8 @@ Modes:
   no surplus and the split is the baseline's. Where there is one (the assignment
   gives ``g`` times the baseline's trials in all), every space is first promised
   ``1 + surplus_share * (g - 1)`` times its baseline rate (default ``surplus_share =
-  0.5``) and only the rest follows the scores: the scores are a guess, and the space
+  0.5``; ``g`` from the previous solve, so one market per reassignment, and ``g`` settles
+  where the promise leaves it) and only the rest follows the scores: the scores are a guess, and the space
   holding the optimum can look worst for most of a run; with only its baseline rate
   it got no more trials than without the heuristics (failing profile of
   ``bench/heterogeneity.py``, seed 6: rbf 43 trials ON vs 42 OFF in 90 s while the other
@@ -115,6 +116,7 @@ class Scheduler:
         #: With the guarantee, the share of the throughput gain every space gets on top
         #: of its baseline rate (the rest goes by score).
         self.surplus_share = float(surplus_share)
+        self._gain = 1.0  # the last solve's total trials over the baseline's
         self._neutral = False
         self.performance_sharpness = float(performance_sharpness)
         if not 0.0 <= uncertainty_floor <= 1.0:
@@ -326,16 +328,15 @@ class Scheduler:
         warm = self.assignment.bids if self.assignment is not None else None
         cap = self.runtimes.capacity()
         floor = baseline_trials(L, cap, success) if self.guarantee else None  # see guarantee_baseline
-        a = assign(score, L, cap, share=share, iters=self.market_rounds, warm=warm, minimum=floor)
+        # Every space is promised a part of the surplus the last solve found (see the
+        # module docstring): one solve per reassignment, not two.
+        low = None if floor is None else floor * (1.0 + self.surplus_share * max(0.0, self._gain - 1.0))
+        a = assign(score, L, cap, share=share, iters=self.market_rounds, warm=warm, minimum=low)
+        self.assignment = a
         # Nothing to gain from the hardware (one class, or no comparative advantage):
         # make the baseline's decisions, so ON costs nothing where it cannot help.
-        gain = float(a.trials.sum()) / float(floor.sum()) if floor is not None and floor.sum() > 0 else 1.0
-        self._neutral = floor is not None and (len(self.keys) < 2 or gain < 1.0 + self.min_gain)
-        if floor is not None and not self._neutral and self.surplus_share > 0:
-            # Every space gets a part of the surplus too (see the module docstring).
-            a = assign(score, L, cap, share=share, iters=self.market_rounds, warm=a.bids,
-                       minimum=floor * (1.0 + self.surplus_share * (gain - 1.0)))
-        self.assignment = a
+        self._gain = float(a.trials.sum()) / float(floor.sum()) if floor is not None and floor.sum() > 0 else 1.0
+        self._neutral = floor is not None and (len(self.keys) < 2 or self._gain < 1.0 + self.min_gain)
         self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
         self._cum_all = np.cumsum(share).tolist()
         self._prio = {k: {i: float(a.weights[s, c]) if a.mask[s, c] else 0.0
