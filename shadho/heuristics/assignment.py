@@ -117,10 +117,11 @@ def baseline_trials(log_speed: np.ndarray, capacity: np.ndarray | None = None,
 
     Why the two apart: a class that fails every trial of one space still spends the
     runtime of those trials, not ``r / p`` (which is near infinite), so it still gives the
-    other spaces a quarter of its picks each; counting ``r / p`` made the baseline of
-    the spaces that class runs well about 20x too small on ``bench/heterogeneity.py``'s
-    failing profile, and the failing space's baseline a share of a class that gives it
-    nothing.
+    other spaces a quarter of its picks each; counting ``r / p`` let the failing pair's
+    near-infinite time dominate the class's mean, so the baseline of the spaces that
+    class runs well came out several times too small (``bench/heterogeneity.py``'s
+    failing profile) and the failing space's own included a share of a class that
+    gives it nothing.
 
     Example:
         >>> import numpy as np

@@ -44,13 +44,13 @@ Modes:
   heuristics at all. With one class, or classes equally fast everywhere, there is
   no surplus and the split is the baseline's. Where there is one (the assignment
   gives ``g`` times the baseline's trials in all), every space is first promised
-  ``1 + surplus_share * (g - 1)`` times its baseline rate (default ``surplus_share =
-  0.5``; ``g`` from the previous solve, so one market per reassignment, and ``g`` settles
-  where the promise leaves it) and only the rest follows the scores: the scores are a guess, and the space
-  holding the optimum can look worst for most of a run; with only its baseline rate
-  it got no more trials than without the heuristics (failing profile of
-  ``bench/heterogeneity.py``, seed 6: rbf 43 trials ON vs 42 OFF in 90 s while the other
-  spaces got 1.6x) and reached the target later, by the luck of its sampler.
+  ``1 + surplus_share * (g - 1)`` times its baseline rate (default 0.5; ``g`` from the
+  previous solve, so one market per reassignment) and only the rest follows the
+  scores. The scores are a guess, and the space holding the optimum can look worst
+  for most of a run: with only its baseline rate it got no more trials than without
+  the heuristics (failing profile of ``bench/heterogeneity.py``, seed 6, before the
+  promise: rbf 43 trials ON vs 42 OFF in 90 s, the other spaces 1.6x) and reached the
+  target later, by the luck of its sampler.
 * ``cost_aware=True``: the score is further multiplied by each space's expected
   improvement over the best loss so far (relative to the largest; spaces without a
   fit count as the largest), so budgets follow expected improvement and the
