@@ -335,7 +335,8 @@ class Scheduler:
         self.assignment = a
         # Nothing to gain from the hardware (one class, or no comparative advantage):
         # make the baseline's decisions, so ON costs nothing where it cannot help.
-        self._gain = float(a.trials.sum()) / float(floor.sum()) if floor is not None and floor.sum() > 0 else 1.0
+        total = float(floor.sum()) if floor is not None else 0.0
+        self._gain = float(a.trials.sum()) / total if total > 0 else 1.0
         self._neutral = floor is not None and (len(self.keys) < 2 or self._gain < 1.0 + self.min_gain)
         self._cum = [np.cumsum(a.weights[:, c]).tolist() for c in range(len(self.keys))]
         self._cum_all = np.cumsum(share).tolist()
