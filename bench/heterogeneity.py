@@ -126,6 +126,15 @@ REAL_HPT = 2
 #: simulated real runs model it, and their trial cap (above what the wall budget allows).
 REAL_OVERHEAD = 0.25
 SIMREAL_TASKS = 2500
+#: Scheduler attributes the sims set before each run (``--surplus-share``); empty: the defaults.
+SCHEDULER_SETTINGS: dict[str, Any] = {}
+
+
+def tune_scheduler(scheduler: Any) -> None:
+    """Apply :data:`SCHEDULER_SETTINGS` (a heuristics-on run's scheduler only)."""
+    if not scheduler.baseline:
+        for k, v in SCHEDULER_SETTINGS.items():
+            setattr(scheduler, k, v)
 
 
 def svc_spec() -> dict[str, Any]:
@@ -322,7 +331,7 @@ def run_sim150(table: Table, seeds: int, tasks: int, method: str) -> tuple[dict[
             flag = mode == "on"
             r = simulate(svc_spec(), table.loss, POOL150, runtime, max_tasks=tasks, method=method,
                          compute_classes=classes, use_complexity=flag, use_uncertainty=flag, seed=seed,
-                         noise=0.2, common_noise=True)
+                         noise=0.2, common_noise=True, prepare_scheduler=tune_scheduler)
             out[mode].append(r)
         print(f"  sim150 seed {seed}: makespan on {out['on'][-1].makespan:.2f}s "
               f"off {out['off'][-1].makespan:.2f}s, wall on {out['on'][-1].wall_seconds:.0f}s "
@@ -417,7 +426,7 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str,
                          pick_seed=seed + 1000 if peer and mode == "on" else None,
                          noise=0.2, queue_margin="auto",
                          task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT,
-                         failure_rate=failure_rate)
+                         failure_rate=failure_rate, prepare_scheduler=tune_scheduler)
             out[mode].append(r.window(seconds))
     target = off_target(out["off"])
     m = compare(out["on"], out["off"], target)
@@ -570,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"emulated real pools, comma separated: {', '.join(PROFILES)} (default paper)")
     ap.add_argument("--sampler", default="tpe",
                     help="sampler of the simreal and peer parts (tpe, random; default tpe)")
+    ap.add_argument("--surplus-share", type=float, default=None,
+                    help="the sims' Scheduler.surplus_share (default: the scheduler's own)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "heterogeneity"),
                     help="output prefix (.txt table, .png plot)")
     ap.add_argument("--real-seconds", type=float, default=None,
@@ -577,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     parts = set(args.parts.split(","))
     suffix = "" if args.sampler == "tpe" else f"/{args.sampler}"
+    if args.surplus_share is not None:
+        SCHEDULER_SETTINGS["surplus_share"] = args.surplus_share
+        suffix += f"/s{args.surplus_share:g}"
     seeds = args.seeds or (3 if args.quick else 10)
     tasks = args.tasks or (2000 if args.quick else 4000)
     tasks10k = args.tasks10k or (25_000 if args.quick else 60_000)
@@ -614,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     if "sim150" in parts:
         m, runs = run_sim150(table, seeds, tasks, "tpe")
         curves["sim150 (150 workers, SVC/digits)"] = runs
-        lines.append(row("sim150", m))
+        lines.append(row(f"sim150{suffix}", m))
         save()
     if "sim10k" in parts:
         m = run_sim10k(table, 1, tasks10k, 10_000, 100)
