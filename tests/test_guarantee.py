@@ -212,11 +212,11 @@ def test_baseline_rates_count_a_failing_classs_runtime():
     np.testing.assert_allclose(rates, [0.5 / 3 + 0.5e-6 / 3, 1 / 3, 1 / 3], rtol=1e-5)
 
 
-def test_every_space_gets_part_of_the_surplus():
-    """With a surplus g over the baseline (found by the previous solve), every space gets
+def test_every_space_gets_part_of_the_surplus_when_asked():
+    """With surplus_share=0.5 and a surplus g over the baseline (found by the previous solve), every space gets
     at least 1 + (g - 1) / 2 of its baseline rate, even the space the scores rank last."""
     sps = spaces.split(SPEC)
-    s = make_scheduler(sps, CLASSES)
+    s = make_scheduler(sps, CLASSES, surplus_share=0.5)
     _feed(s, sps, {"a": {"small": 1.0, "big": 8.0}, "b": {"small": 1.0, "big": 0.5},
                    "c": {"small": 1.0, "big": 1.0}}, n=40)
     s.reassign({sp.id: History(sp.dim) for sp in sps})   # the second solve keeps the promise

@@ -42,15 +42,16 @@ Modes:
   point away from the space holding the optimum, and a search that gave that
   space fewer trials than the baseline reached its target later than no
   heuristics at all. With one class, or classes equally fast everywhere, there is
-  no surplus and the split is the baseline's. Where there is one (the assignment
-  gives ``g`` times the baseline's trials in all), every space is first promised
-  ``1 + surplus_share * (g - 1)`` times its baseline rate (default 0.5; ``g`` from the
-  previous solve, so one market per reassignment) and only the rest follows the
-  scores. The scores are a guess, and the space holding the optimum can look worst
-  for most of a run: with only its baseline rate it got no more trials than without
-  the heuristics (failing profile of ``bench/heterogeneity.py``, seed 6, before the
-  promise: rbf 43 trials ON vs 42 OFF in 90 s, the other spaces 1.6x) and reached the
-  target later, by the luck of its sampler.
+  no surplus and the split is the baseline's. With ``surplus_share > 0`` (default 0),
+  where there is one (the assignment gives ``g`` times the baseline's trials in all),
+  every space is first promised ``1 + surplus_share * (g - 1)`` times its baseline rate
+  (``g`` from the previous solve, so one market per reassignment) and only the rest
+  follows the scores: the space holding the optimum can look worst for most of a run,
+  and with only its baseline rate it gets no more trials than without the heuristics.
+  Measured (``bench/heterogeneity.py``, 10 seeds, common random numbers): 0.5 helped
+  where a class fails one space (failing profile: median time to target 1.08x instead
+  of 1.00x, 1 seed below 0.8 instead of 3) but cost the others (sim150 1.94x instead of
+  2.17x, the paper-like pool's throughput 1.95x instead of 2.21x), so it is off.
 * ``cost_aware=True``: the score is further multiplied by each space's expected
   improvement over the best loss so far (relative to the largest; spaces without a
   fit count as the largest), so budgets follow expected improvement and the
@@ -103,7 +104,7 @@ class Scheduler:
                  reassign_every: int = 10, use_performance: bool = True,
                  share_floor: float = 0.5, uncertainty_floor: float = 0.1,
                  performance_sharpness: float = 2.0, guarantee: bool | None = None,
-                 surplus_share: float = 0.5) -> None:
+                 surplus_share: float = 0.0) -> None:
         #: Every space gets at least the trials per second the baseline would give it
         #: (default: on, except in the cost-aware mode, which is asked to drop spaces
         #: with no expected improvement).
