@@ -94,15 +94,19 @@ def real_search(db: str, seed: int, seconds: float, pool: dict[str, tuple[int, i
 def cut_copy(src: str, dst: str, when: float) -> None:
     """Copy results file ``src`` to ``dst`` as the live file was at time ``when``: trials
     finished by then; trials submitted by then and not finished RUNNING with their submit
-    time only (what the master had written: Work Queue reports a start with the result);
-    later ones removed; the stats rows written by then."""
+    time and, when their task had started by then, its start (``task_start_time``: what
+    the master had written; a trial's own start comes with its result); later ones
+    removed; the stats rows written by then. A task start reaches the live file up to
+    about 1.5 s after it happened (see shadho.managers.wq_starts); the copy keeps every
+    start up to ``when``."""
     with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     con = sqlite3.connect(dst)
     with con:
         con.execute("UPDATE trials SET state='RUNNING', start_time=NULL, finish_time=NULL, loss=NULL, "
-                    "results='{}', error=NULL, worker=NULL WHERE submit_time IS NOT NULL AND submit_time <= ? "
-                    "AND (finish_time IS NULL OR finish_time > ?)", (when, when))
+                    "results='{}', error=NULL, worker=NULL, task_start_time=CASE WHEN task_start_time <= ? "
+                    "THEN task_start_time END WHERE submit_time IS NOT NULL AND submit_time <= ? "
+                    "AND (finish_time IS NULL OR finish_time > ?)", (when, when, when))
         con.execute("DELETE FROM trials WHERE state != 'RUNNING' AND (finish_time IS NULL OR finish_time > ? "
                     "OR state NOT IN ('COMPLETE', 'FAILED'))", (when,))
         con.execute("DELETE FROM space_stats WHERE time > ?", (when,))
