@@ -108,8 +108,9 @@ class SimulatedManager(ExecutionManager):
             (work already running, e.g. the trials in flight when a plan is made); those
             workers yield no outcomes and take tasks once free.
         queued: class key -> :class:`QueuedWork` waiting there at the start, oldest first
-            (needs ``queue_margin``): ahead of new tasks of equal priority, re-prioritised
-            with them; :attr:`queued_starts` says when each began its first trial.
+            (needs ``queue_margin``): the oldest take the idle workers at once, the rest
+            wait ahead of new tasks of equal priority and are re-prioritised with them;
+            :attr:`queued_starts` says when each began its first trial.
     """
 
     def __init__(self, workers: Mapping[str | None, int], runtime: RuntimeModel, *, noise: float = 0.1,
@@ -159,6 +160,7 @@ class SimulatedManager(ExecutionManager):
             for w in works:
                 self._seq += 1
                 heapq.heappush(self._queues[key], [0.0, self._seq, w])
+            self._dispatch(key)  # a free worker had taken the oldest already
 
     def start(self, settings: RunSettings) -> None:
         if not callable(settings.objective):
@@ -209,10 +211,10 @@ class SimulatedManager(ExecutionManager):
         while q and self._idle[key]:
             self._run(heapq.heappop(q)[2])
 
-    def _run(self, task: TaskSpec) -> None:
+    def _run(self, task: TaskSpec | QueuedWork) -> None:
         import shadho_worker
 
-        assert self._objective is not None, "start() first"
+        assert self._objective is not None or isinstance(task, QueuedWork), "start() first"
         key = task.compute_class
         w = self._idle[key].pop()
         oh = self.task_overhead
