@@ -389,3 +389,42 @@ def test_queued_tasks_run_in_submission_order_before_new_ones(searched):
                     heuristics="off").prediction
     assert p.per_class["small"].mid * 12 / 3600 == pytest.approx(3.0), p.per_class
     assert p.utilisation["small"].mid > 0.9
+
+
+def _two_slot_timeline(last_task, cut=30.0):
+    """Two slots of one class running tasks of two trials, 0.4 s between tasks: slot 1 ones
+    of 1 s trials throughout, slot 0 eight such tasks then ``last_task`` (two durations),
+    which runs past ``cut``; the trials finished by ``cut`` and those in flight."""
+    from shadho.trial import Trial, TrialState as S
+
+    done, running, tid = [], [], 0
+    for slot, tasks in ((0, [(1.0, 1.0)] * 8 + [last_task]), (1, [(1.0, 1.0)] * 20)):
+        first = 0.4 + 1.2 * slot
+        for durations in tasks:
+            sub, task_start = first - 1.0, first - 0.3
+            if sub > cut:
+                break
+            a = first
+            for d in durations:
+                tid += 1
+                common = dict(submit_time=sub, compute_class="c", task_start_time=task_start if task_start <= cut else None)
+                if a + d <= cut:
+                    done.append(Trial(tid, "s", "a", S.COMPLETE, {}, loss=0.0, start_time=a, finish_time=a + d, **common))
+                else:
+                    running.append(Trial(tid, "s", "a", S.RUNNING, {}, **common))
+                a += d
+            first = a + 0.4
+    return done, running
+
+
+@pytest.mark.parametrize("last_task", [(1.0, 20.0), (20.0, 1.0)])
+def test_dead_time_of_a_class_cut_with_tasks_in_flight(last_task):
+    # Slot 0's last task runs past the cut, in its second trial (its first has finished)
+    # or its first (its start recorded), while slot 1 goes on. Its slot is busy: taken
+    # for a free one, it made every later wait on slot 1 look 2 s longer.
+    from shadho.plan_timing import class_timing
+
+    done, running = _two_slot_timeline(last_task)
+    assert running
+    assert class_timing(done, running)["dead"] == pytest.approx(0.4, abs=1e-6)
+    assert class_timing(done)["dead"] > 1.0  # blind to the tasks in flight
