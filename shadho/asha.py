@@ -32,7 +32,8 @@ from typing import Iterable, Sequence
 
 from shadho.fidelity import Fidelity
 
-__all__ = ["RungResult", "Job", "next_job", "promotable", "bracket_weights", "choose_bracket"]
+__all__ = ["RungResult", "Job", "next_job", "promotable", "bracket_weights", "choose_bracket",
+           "bracket_by_counts"]
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,18 @@ def choose_bracket(started: Sequence[int], fidelity: Fidelity) -> int:
     """The bracket for a new configuration: the one furthest below its share, given the
     brackets of the configurations started so far (deterministic, so a resumed master
     chooses as the stopped one would have)."""
-    weights = bracket_weights(fidelity)
-    n = len(started) + 1
-    counts = [0] * len(weights)
+    counts = [0] * len(fidelity.bracket_rungs)
     for b in started:
         if 0 <= b < len(counts):
             counts[b] += 1
+    return bracket_by_counts(counts, len(started), fidelity)
+
+
+def bracket_by_counts(counts: Sequence[int], n_started: int, fidelity: Fidelity) -> int:
+    """:func:`choose_bracket` given how many configurations each bracket has started
+    (``n_started`` of them in all, counting any outside the brackets)."""
+    weights = bracket_weights(fidelity)
+    n = n_started + 1
     return max(range(len(weights)), key=lambda b: (weights[b] * n - counts[b], -b))
 
 

@@ -25,7 +25,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
 
-from shadho.asha import Job, RungResult, next_job
+from shadho.asha import Job, RungResult
+from shadho.asha_index import RungIndex
 from shadho.fidelity import Fidelity
 from shadho.history import History
 
@@ -57,6 +58,9 @@ class RungBook:
         self.configs: dict[int, tuple[str, dict[str, Any], tuple[float, ...]]] = {}
         self.results: list[RungResult] = []
         self._finished: set[int] = set()
+        self._index = RungIndex(fidelity)  # the rule of shadho.asha, kept up to date per result
+        self._latest: dict[int, float] = {}  # config -> its latest rung's loss (inf: failed)
+        self._spent = 0.0  # the budgets of the finished rung runs, summed
         self._histories: dict[tuple[str, int], History] = {}
 
     def history(self, space_id: str, rung: int) -> History:
@@ -81,7 +85,11 @@ class RungBook:
             return None
         self._finished.add(trial_id)
         ok = loss is not None and math.isfinite(loss)
-        self.results.append(RungResult(at.config, at.rung, loss if ok else None, at.bracket))
+        result = RungResult(at.config, at.rung, loss if ok else None, at.bracket)
+        self.results.append(result)
+        self._index.add(result)
+        self._latest[at.config] = float(loss) if ok else math.inf  # type: ignore[arg-type]
+        self._spent += self.fidelity.budget(at.rung)
         space_id, _, x = self.configs[at.config]
         if space_id in self.dims:
             hist = self.history(space_id, at.rung)
@@ -95,7 +103,7 @@ class RungBook:
         """What the next free slot runs, given the trials in flight or waiting to run."""
         jobs = [Job(self.of_trial[t].config, self.of_trial[t].rung, self.of_trial[t].bracket)
                 for t in pending if t in self.of_trial and t not in self._finished]
-        return next_job(self.results, jobs, self.fidelity)
+        return self._index.next_job(jobs)
 
     def sampling_history(self, space_id: str, startup: int) -> History:
         """BOHB-style: the highest rung of ``space_id`` with at least ``startup`` results,
@@ -109,14 +117,11 @@ class RungBook:
     def budget_spent(self) -> float:
         """The sum of the budgets of the finished rung runs (e.g. epochs trained, counting
         a continued run at its whole rung budget)."""
-        return float(sum(self.fidelity.budget(r.rung) for r in self.results))
+        return self._spent
 
-    def rank(self) -> dict[int, float]:
+    def rank(self) -> Mapping[int, float]:
         """Each configuration's latest loss (for evicting checkpoints worst first)."""
-        out: dict[int, float] = {}
-        for r in self.results:
-            out[r.config] = math.inf if r.loss is None else r.loss
-        return out
+        return self._latest
 
     def load(self, records: list[Any], trials: Mapping[int, Any],
              state_of: Callable[[Any], float | None | bool]) -> None:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import doctest
 
+import numpy as np
 import pytest
 
 import shadho.asha
+import shadho.asha_index
 import shadho.fidelity
 from shadho.asha import Job, RungResult, bracket_weights, choose_bracket, next_job, promotable
 from shadho.errors import SpecError
@@ -79,6 +81,35 @@ def test_hyperband_brackets_share_new_configurations():
     assert next_job([], [], Fidelity("epochs", 1, 81, eta=3, brackets=5)) == Job(None, 0, 0)
 
 
-@pytest.mark.parametrize("mod", [shadho.asha, shadho.fidelity])
+@pytest.mark.parametrize("mod", [shadho.asha, shadho.asha_index, shadho.fidelity])
 def test_docstring_examples(mod):
     assert doctest.testmod(mod).failed == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_incremental_index_decides_as_the_reference_rule(seed):
+    """RungIndex (what RungBook uses) against next_job (the rule as written) on random
+    histories: losses with ties, failed rungs, jobs in flight, several brackets, results
+    filed out of order, and each decision taken as a real master would (the job runs)."""
+    from shadho.asha_index import RungIndex
+
+    rng = np.random.default_rng(seed)
+    f = Fidelity("epochs", 1, 81, eta=int(rng.choice([2, 3])), brackets=int(rng.integers(1, 4)))
+    index, results, running, new = RungIndex(f), [], [], 0
+    for step in range(400):
+        want = next_job(results, running, f)
+        assert index.next_job(running) == want, f"step {step}"
+        if want.config is None:
+            want = Job(1000 + new, want.rung, want.bracket)
+            new += 1
+        running.append(want)
+        while running and (len(running) > 8 or rng.random() < 0.4):
+            j = running.pop(int(rng.integers(len(running))))
+            loss = None if rng.random() < 0.1 else float(rng.integers(0, 30))  # ties on purpose
+            r = RungResult(j.config, j.rung, loss, j.bracket)
+            results.append(r)
+            index.add(r)
+    shuffled = RungIndex(f)
+    for i in rng.permutation(len(results)):
+        shuffled.add(results[int(i)])
+    assert shuffled.next_job(running) == next_job(results, running, f)
