@@ -144,8 +144,13 @@ def class_timing(trials: Sequence[Trial], running: Sequence[Trial] = ()) -> dict
     # E[T^2] / (2 E[T]), not E[T] / 2 (a slot on a 9 s trial among 0.1 s ones).
     durations = [b - a for a, b in spans]
     age = sum(d * d for d in durations) / max(2 * sum(durations), 1e-12)
-    idle = peak * (last - full) - busy - max(0, peak - 1) * age
-    gaps = _task_gaps(timed, full, *in_flight_marks(running, timed))
+    # The tasks known to be in flight (see in_flight_marks) have run since their start or
+    # their last trial's finish; only the slots left unknown take the expected age.
+    held, taken = in_flight_marks(running, timed)
+    since = [float(t.finish_time) for t in timed if t.id in held] + [w for w, _ in taken]  # type: ignore[arg-type]
+    known = sum(max(0.0, last - max(w, full)) for w in since)
+    idle = peak * (last - full) - busy - known - max(0, peak - 1 - len(since)) * age
+    gaps = _task_gaps(timed, full, held, taken)
     dead = sum(gaps) / len(gaps) if len(gaps) >= MIN_GAPS else max(0.0, idle / started)
     return {"slots": peak, "dead": dead, "span": last - first,
             "busy": sum(b - a for a, b in spans), "n": len(spans), "tasks": tasks,

@@ -391,14 +391,14 @@ def test_queued_tasks_run_in_submission_order_before_new_ones(searched):
     assert p.utilisation["small"].mid > 0.9
 
 
-def _two_slot_timeline(last_task, cut=30.0):
+def _two_slot_timeline(last_task, cut=30.0, trial=1.0, before=8):
     """Two slots of one class running tasks of two trials, 0.4 s between tasks: slot 1 ones
-    of 1 s trials throughout, slot 0 eight such tasks then ``last_task`` (two durations),
-    which runs past ``cut``; the trials finished by ``cut`` and those in flight."""
+    of ``trial`` s trials throughout, slot 0 ``before`` such tasks then ``last_task`` (two
+    durations), which runs past ``cut``; the trials finished by ``cut`` and those in flight."""
     from shadho.trial import Trial, TrialState as S
 
     done, running, tid = [], [], 0
-    for slot, tasks in ((0, [(1.0, 1.0)] * 8 + [last_task]), (1, [(1.0, 1.0)] * 20)):
+    for slot, tasks in ((0, [(trial, trial)] * before + [last_task]), (1, [(trial, trial)] * 20)):
         first = 0.4 + 1.2 * slot
         for durations in tasks:
             sub, task_start = first - 1.0, first - 0.3
@@ -428,3 +428,16 @@ def test_dead_time_of_a_class_cut_with_tasks_in_flight(last_task):
     assert running
     assert class_timing(done, running)["dead"] == pytest.approx(0.4, abs=1e-6)
     assert class_timing(done)["dead"] > 1.0  # blind to the tasks in flight
+
+
+@pytest.mark.parametrize("last_task", [(4.0, 30.0), (30.0, 4.0)])
+def test_dead_time_of_a_class_with_few_tasks_cut_with_tasks_in_flight(last_task):
+    # 4 s trials: too few waits in the latest half to average, so the dead time comes from
+    # the class's idle time, where slot 0's task in flight is busy, not idle.
+    from shadho.plan_timing import MIN_GAPS, _task_gaps, class_timing, in_flight_marks
+
+    done, running = _two_slot_timeline(last_task, trial=4.0, before=2)
+    t = class_timing(done, running)
+    assert len(_task_gaps(done, t["first"] + 0.5 * t["span"], *in_flight_marks(running, done))) < MIN_GAPS
+    assert t["dead"] == pytest.approx(0.4, abs=0.2)
+    assert class_timing(done)["dead"] > 1.5  # blind to the tasks in flight
