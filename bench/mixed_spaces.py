@@ -95,6 +95,20 @@ MIXED = [
 ]
 
 
+#: A fourth space for validation only (no setting was tuned on it): a solver (6) x two
+#: log-scaled floats x two integers x one float, the optimum in a narrow basin of "s4".
+VALIDATION = Mixed(
+    "mixed-validation", "solver", tuple(f"s{i}" for i in range(6)),
+    (0.25, 0.15, 0.30, 0.20, 0.0, 0.30),
+    (("tol", -8.0, -1.0, (-3.0, -4.0, -2.0, -5.0, -6.5, -3.5), (2.5, 2.0, 2.5, 2.0, 1.0, 2.0)),
+     ("reg", -5.0, 1.0, (-1.0, -2.0, 0.0, -3.0, -3.8, -1.5), (2.0, 2.0, 2.5, 2.0, 1.2, 2.0))),
+    (("iters", 1, 10, (3, 5, 2, 7, 8, 4)), ("rank", 1, 16, (4, 8, 2, 12, 10, 6))),
+    (("mix", 0.0, 1.0, 0.4),))
+
+#: The three benchmark spaces, then the validation space.
+ALL_MIXED = MIXED + [VALIDATION]
+
+
 def mixed_problems(budget: int) -> list[Problem]:
     return [m.problem(budget) for m in MIXED]
 

@@ -18,7 +18,8 @@ import sampler_runners  # noqa: E402
 
 
 def test_mixed_spaces_have_their_optimum_in_the_best_category() -> None:
-    for m in mixed_spaces.MIXED:
+    assert mixed_spaces.VALIDATION in mixed_spaces.ALL_MIXED
+    for m in mixed_spaces.ALL_MIXED:
         assert 4 <= len(m.values) <= 8
         c = m.values.index(m.best)
         p = {m.cat: m.best}

@@ -13,7 +13,7 @@ MODULES = ["shadho", "shadho.spaces", "shadho.domains", "shadho.search_space", "
            "shadho.batch.local", "shadho.batch.pool", "shadho.cli", "shadho.status", "shadho.report",
            "shadho.progress_rich", "shadho_launch_worker", "shadho.heuristics",
            "shadho.heuristics.complexity", "shadho.heuristics.uncertainty", "shadho.heuristics.assignment",
-           "shadho.heuristics.strength", "shadho.sim", "shadho.samplers.tpe", "shadho.samplers.gp",
+           "shadho.heuristics.strength", "shadho.sim", "shadho.samplers.tpe", "shadho.samplers.categories", "shadho.samplers.gp",
            "shadho.samplers.random", "shadho.managers.workqueue", "shadho.demo", "shadho.lease",
            "shadho.store_integrity", "shadho.store_schema", "shadho.resume", "shadho.spec_checks",
            "shadho.managers.task_shell", "shadho.managers.base", "shadho.managers.outcome",

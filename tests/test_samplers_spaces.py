@@ -214,3 +214,61 @@ def test_gp_is_invariant_to_loss_and_input_scale() -> None:
     ref = _gp_proposal(1.0, 0.0, 1.0)
     for scale_y, shift_y, span in [(1e6, 3.0, 1.0), (1e-4, -50.0, 1.0), (1.0, 0.0, 1e3)]:
         np.testing.assert_allclose(_gp_proposal(scale_y, shift_y, span), ref, atol=1e-3)
+
+
+# ---------------------------------------------------------------- the bandit over categories
+
+def _clear_best_run(n: int, budget: int | None, seed: int = 0) -> History:
+    """TPE on a 4-value categorical (+ one float): value 2 is clearly best from the start."""
+    (space,) = spaces.split({"c": spaces.choice(["a", "b", "c", "d"]), "x": spaces.uniform(0, 1)})
+    tpe = TPESampler()
+    h = History(space.dim)
+    if budget is not None:
+        tpe.bind(SearchContext((space,), {space.id: h}, budget))
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        x = tpe.suggest(space, h, rng)
+        h.complete(i, x, (0.0 if x[0] == 2 else 1.0) + (x[1] - 0.3) ** 2)
+    return h
+
+
+def test_categories_are_spread_evenly_while_the_search_is_young() -> None:
+    """With a budget of 100, the first 85 trials spread over the values (8+ random each first)."""
+    h = _clear_best_run(80, budget=100)
+    counts = np.bincount(h.X[:, 0].astype(int), minlength=4)
+    assert counts.min() >= 8, counts          # every value had its own start-up
+    assert counts.max() <= 30, counts         # no value took over: 20 each on average
+
+
+def test_a_clearly_best_category_is_converged_on_and_others_keep_a_bounded_share() -> None:
+    """Without a budget the search commits after 10 trials per value: most trials go to the
+    best value, every other value keeps a bounded share (0.3 / 4 spread evenly)."""
+    for seed in (0, 1):
+        h = _clear_best_run(300, budget=None, seed=seed)
+        tail = h.X[100:, 0].astype(int)
+        share = np.bincount(tail, minlength=4) / len(tail)
+        assert share[2] >= 0.6, share
+        others = np.delete(share, 2)
+        assert (others >= 0.02).all() and (others <= 0.2).all(), share
+        best_rows = h.X[:, 0] == 2
+        assert h.y[best_rows].min() < 1e-3        # and the best value's own optimum is found
+
+
+def test_category_settings_are_validated() -> None:
+    for bad in ({"category_commit": 1.5}, {"category_floor": -0.1}, {"category_startup": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TPESampler(**bad)
+
+
+def test_a_values_start_up_trials_cover_every_uniform_dim_evenly() -> None:
+    """8 start-up draws: one per eighth of a log-scaled float, one per value of an 8-value int."""
+    from shadho.samplers.categories import stratified_point
+    (space,) = spaces.split({"lr": spaces.log10_uniform(-6, 2), "k": spaces.randint(0, 8),
+                             "c": spaces.choice(["a", "b"])})
+    rng = np.random.default_rng(3)
+    mine = np.empty((0, space.dim))
+    for _ in range(8):
+        mine = np.vstack([mine, stratified_point(space, mine, 8, rng)])
+    i_lr, i_k = space.labels.index("lr"), space.labels.index("k")
+    assert sorted(np.floor(mine[:, i_lr] + 6).astype(int).tolist()) == list(range(8))
+    assert sorted(mine[:, i_k].astype(int).tolist()) == list(range(8))

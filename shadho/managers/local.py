@@ -164,6 +164,7 @@ class LocalManager(ExecutionManager):
         self._tmp: str | None = None
         self._slots: dict[str | None, int] = {}
         self._ctx = mp.get_context("fork")
+        self._starts: list[tuple[int, float | None]] = []
 
     def start(self, settings: RunSettings) -> None:
         self._settings = settings
@@ -200,7 +201,13 @@ class LocalManager(ExecutionManager):
         proc.start()
         os.close(wfd)
         os.set_blocking(rfd, False)
-        self._running[task.task_id] = _Running(task, proc, rfd, log, time.time())
+        now = time.time()
+        self._running[task.task_id] = _Running(task, proc, rfd, log, now)
+        self._starts.extend((tid, now) for tid, _ in task.trials)  # no queue here: it runs at once
+
+    def take_starts(self) -> list[tuple[int, float | None]]:
+        out, self._starts = self._starts, []
+        return out
 
     def _read(self, r: _Running) -> list[TrialOutcome]:
         out: list[TrialOutcome] = []
