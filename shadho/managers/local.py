@@ -198,10 +198,10 @@ class LocalManager(ExecutionManager):
         memory = class_memory_mb(self._settings.compute_classes, task.compute_class, self.memory_mb)
         proc = self._ctx.Process(target=_child, args=(self._settings.objective, task, self._settings,
                                                       wfd, log, memory), daemon=True)
+        now = time.time()  # before the fork: the child may start its first trial before we run again
         proc.start()
         os.close(wfd)
         os.set_blocking(rfd, False)
-        now = time.time()
         self._running[task.task_id] = _Running(task, proc, rfd, log, now)
         self._starts.extend((tid, now) for tid, _ in task.trials)  # no queue here: it runs at once
 
