@@ -59,6 +59,16 @@ worker pool, the same seeds, the same sampler and the same budget:
    (:class:`shadho.sim.SimulatedManager`'s queue model): how far the simulation's
    figures are from the real ones.
 
+Common random numbers (sims): each seed's ON and OFF runs draw every proposal from
+(seed, space, its index in the space) (:meth:`shadho.study.Study.proposal_rng`, as for
+every search) and each trial's runtime noise from (seed, space, configuration)
+(``simulate(common_noise=True)``), so the two modes start from the same configurations
+in every space and a configuration costs the same noise wherever it runs: they differ
+in where and when trials run. The sampler still reacts to the results it has when it
+is asked, so once the modes' histories differ (after the first few trials per space)
+so do their proposals. ``peer`` rows run OFF against OFF with the same seed and other
+picks (``pick_seed``): what routing luck alone does to the per-seed ratios.
+
 Metrics, per seed, on the virtual clock (sim) or wall clock (real):
 * throughput: successful trials per hour finished by ``T``, the earlier of the two
   runs' last trial start (until then both runs kept every worker busy; after it a
@@ -116,6 +126,15 @@ REAL_HPT = 2
 #: simulated real runs model it, and their trial cap (above what the wall budget allows).
 REAL_OVERHEAD = 0.25
 SIMREAL_TASKS = 2500
+#: Scheduler attributes the sims set before each run (``--surplus-share``); empty: the defaults.
+SCHEDULER_SETTINGS: dict[str, Any] = {}
+
+
+def tune_scheduler(scheduler: Any) -> None:
+    """Apply :data:`SCHEDULER_SETTINGS` (a heuristics-on run's scheduler only)."""
+    if not scheduler.baseline:
+        for k, v in SCHEDULER_SETTINGS.items():
+            setattr(scheduler, k, v)
 
 
 def svc_spec() -> dict[str, Any]:
@@ -275,6 +294,7 @@ def compare(on: list, off: list, target: float) -> dict[str, Any]:
     med["ttt_ratio"] = statistics.median(ttt) if ttt else float("nan")
     med["ttt_ratios"] = ttt
     med["lose_share"] = sum(r < 1.0 for r in ttt) / len(ttt) if ttt else float("nan")
+    med["below_08"] = sum(r < 0.8 for r in ttt)
     med["reached_on"] = sum(math.isfinite(r["ttt_on"]) for r in rows)
     med["reached_off"] = sum(math.isfinite(r["ttt_off"]) for r in rows)
     med["n"] = len(rows)
@@ -311,7 +331,7 @@ def run_sim150(table: Table, seeds: int, tasks: int, method: str) -> tuple[dict[
             flag = mode == "on"
             r = simulate(svc_spec(), table.loss, POOL150, runtime, max_tasks=tasks, method=method,
                          compute_classes=classes, use_complexity=flag, use_uncertainty=flag, seed=seed,
-                         noise=0.2)
+                         noise=0.2, common_noise=True, prepare_scheduler=tune_scheduler)
             out[mode].append(r)
         print(f"  sim150 seed {seed}: makespan on {out['on'][-1].makespan:.2f}s "
               f"off {out['off'][-1].makespan:.2f}s, wall on {out['on'][-1].wall_seconds:.0f}s "
@@ -375,12 +395,13 @@ def run_sim10k(table: Table, seeds: int, tasks: int, workers: int, n_spaces: int
 
 
 def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str,
-                peer: bool = False) -> tuple[dict[str, Any], dict]:
+                peer: bool = False, method: str = "tpe") -> tuple[dict[str, Any], dict]:
     """A real run's pool, seeds and wall budget on the simulator, with Work Queue's per-class
     queues and priorities and REAL_OVERHEAD seconds per task (what the real run adds).
 
-    ``peer``: the "on" runs are OFF too, with other seeds (seed + 1000): the spread of the
-    per-seed ratios between two identical methods, i.e. what sampler luck alone gives."""
+    ``peer``: the "on" runs are OFF too, with the same seeds (the samplers' draws and the
+    noise) and other picks (``pick_seed`` = seed + 1000): the spread of the per-seed ratios
+    between two identical methods that differ only in where and when trials run."""
     profile = real_profile(profile_name)
     speeds, scale, relative = profile["speed"], profile["scale"], profile["relative"]
 
@@ -400,11 +421,12 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str,
         for mode in ("on", "off"):
             flag = mode == "on" and not peer
             r = simulate(svc_spec(), table.loss, profile["pool"], runtime, max_tasks=SIMREAL_TASKS,
-                         method="tpe", compute_classes=profile["classes"], use_complexity=flag,
-                         use_uncertainty=flag, seed=seed + (1000 if peer and mode == "on" else 0),
+                         method=method, compute_classes=profile["classes"], use_complexity=flag,
+                         use_uncertainty=flag, seed=seed, common_noise=True,
+                         pick_seed=seed + 1000 if peer and mode == "on" else None,
                          noise=0.2, queue_margin="auto",
                          task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT,
-                         failure_rate=failure_rate)
+                         failure_rate=failure_rate, prepare_scheduler=tune_scheduler)
             out[mode].append(r.window(seconds))
     target = off_target(out["off"])
     m = compare(out["on"], out["off"], target)
@@ -555,12 +577,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-seeds", type=int, default=None, help="seeds of each real run (default 10)")
     ap.add_argument("--real-profiles", default="paper",
                     help=f"emulated real pools, comma separated: {', '.join(PROFILES)} (default paper)")
+    ap.add_argument("--sampler", default="tpe",
+                    help="sampler of the simreal and peer parts (tpe, random; default tpe)")
+    ap.add_argument("--surplus-share", type=float, default=None,
+                    help="the sims' Scheduler.surplus_share (default: the scheduler's own)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "heterogeneity"),
                     help="output prefix (.txt table, .png plot)")
     ap.add_argument("--real-seconds", type=float, default=None,
                     help="wall budget of one real run (default 150 s)")
     args = ap.parse_args(argv)
     parts = set(args.parts.split(","))
+    suffix = "" if args.sampler == "tpe" else f"/{args.sampler}"
+    if args.surplus_share is not None:
+        SCHEDULER_SETTINGS["surplus_share"] = args.surplus_share
+        suffix += f"/s{args.surplus_share:g}"
     seeds = args.seeds or (3 if args.quick else 10)
     tasks = args.tasks or (2000 if args.quick else 4000)
     tasks10k = args.tasks10k or (25_000 if args.quick else 60_000)
@@ -593,11 +623,12 @@ def main(argv: list[str] | None = None) -> int:
     def row(name: str, m: dict[str, Any]) -> str:
         per_seed = " ".join(f"{r:.2f}" for r in m["ttt_ratios"])
         return (fmt_row(name, m) + f"   target {m['target']:.5f}  ON loses {m['lose_share']:.0%} of seeds"
+                f" ({m['below_08']} below 0.8)"
                 f"  [{m.get('provenance', 'assumed')}]  TTT ratio per seed: {per_seed}")
     if "sim150" in parts:
         m, runs = run_sim150(table, seeds, tasks, "tpe")
         curves["sim150 (150 workers, SVC/digits)"] = runs
-        lines.append(row("sim150", m))
+        lines.append(row(f"sim150{suffix}", m))
         save()
     if "sim10k" in parts:
         m = run_sim10k(table, 1, tasks10k, 10_000, 100)
@@ -605,14 +636,14 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "simreal" in parts:
         for prof in profiles:
-            m, _ = run_simreal(table, real_seeds, real_seconds, prof)
-            lines.append(row(f"simreal-{prof}", m))
+            m, _ = run_simreal(table, real_seeds, real_seconds, prof, method=args.sampler)
+            lines.append(row(f"simreal-{prof}{suffix}", m))
             save()
     if "peer" in parts:  # OFF against OFF with other seeds: the noise floor of the per-seed ratios
         for prof in profiles:
-            m, _ = run_simreal(table, real_seeds, real_seconds, prof, peer=True)
-            m["provenance"] = "OFF vs OFF, other seeds: sampler luck alone"
-            lines.append(row(f"peer-{prof}", m))
+            m, _ = run_simreal(table, real_seeds, real_seconds, prof, peer=True, method=args.sampler)
+            m["provenance"] = "OFF vs OFF, same draws, other picks: routing luck alone"
+            lines.append(row(f"peer-{prof}{suffix}", m))
             save()
     if "real" in parts:
         for prof in profiles:

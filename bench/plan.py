@@ -94,15 +94,19 @@ def real_search(db: str, seed: int, seconds: float, pool: dict[str, tuple[int, i
 def cut_copy(src: str, dst: str, when: float) -> None:
     """Copy results file ``src`` to ``dst`` as the live file was at time ``when``: trials
     finished by then; trials submitted by then and not finished RUNNING with their submit
-    time only (what the master had written: Work Queue reports a start with the result);
-    later ones removed; the stats rows written by then."""
+    time and, when their task had started by then, its start (``task_start_time``: what
+    the master had written; a trial's own start comes with its result); later ones
+    removed; the stats rows written by then. A task start reaches the live file up to
+    about 1.5 s after it happened (see shadho.managers.wq_starts); the copy keeps every
+    start up to ``when``."""
     with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     con = sqlite3.connect(dst)
     with con:
         con.execute("UPDATE trials SET state='RUNNING', start_time=NULL, finish_time=NULL, loss=NULL, "
-                    "results='{}', error=NULL, worker=NULL WHERE submit_time IS NOT NULL AND submit_time <= ? "
-                    "AND (finish_time IS NULL OR finish_time > ?)", (when, when))
+                    "results='{}', error=NULL, worker=NULL, task_start_time=CASE WHEN task_start_time <= ? "
+                    "THEN task_start_time END WHERE submit_time IS NOT NULL AND submit_time <= ? "
+                    "AND (finish_time IS NULL OR finish_time > ?)", (when, when, when))
         con.execute("DELETE FROM trials WHERE state != 'RUNNING' AND (finish_time IS NULL OR finish_time > ? "
                     "OR state NOT IN ('COMPLETE', 'FAILED'))", (when,))
         con.execute("DELETE FROM space_stats WHERE time > ?", (when,))
@@ -137,6 +141,39 @@ def unseen_pairs(db: str, classes: list[str]) -> list[str]:
             if not model.observed[s, model.cidx[c]]]
 
 
+def dead_times(db: str, cut: str, t0: float, half: float, end: float,
+               classes: list[str]) -> dict[str, tuple[float, float, float]]:
+    """Per class, its dead time per task (s): what the plan learned from the cut, and the
+    real one of each half (:func:`shadho.plan_timing.class_timing` on the trials that ran
+    in it, with those in flight at its end). The plan carries the first into the second:
+    when the machine's load changes between the halves, so does the real figure."""
+    from dataclasses import replace
+
+    from shadho.plan_model import LearnedModel
+    from shadho.plan_timing import class_timing
+    from shadho.store import ResultsStore
+    from shadho.trial import TrialState
+
+    with ResultsStore(cut, readonly=True) as st:
+        exp = st.experiment_id(st.experiments()[0])
+        learned = LearnedModel(st.spaces(exp), st.trials(exp)).dead
+    with ResultsStore(db, readonly=True) as st:
+        ts = st.trials(st.experiment_id(st.experiments()[0]))
+    out = {}
+    for c in classes:
+        mine = [t for t in ts if t.compute_class == c and t.submit_time is not None]
+        halves = []
+        for lo, hi in ((t0, half), (half, end)):
+            done = [t for t in mine if t.start_time is not None and t.finish_time is not None
+                    and lo <= t.start_time and t.finish_time <= hi]
+            live = [replace(t, state=TrialState.RUNNING, task_start_time=t.task_start_time
+                            if t.task_start_time is not None and t.task_start_time <= hi else None)
+                    for t in mine if t.submit_time <= hi and (t.finish_time is None or t.finish_time > hi)]
+            halves.append(class_timing(done, live)["dead"] if done else float("nan"))
+        out[c] = (learned.get(c, float("nan")), halves[0], halves[1])
+    return out
+
+
 def sha256(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()
@@ -168,7 +205,8 @@ def one_seed(seed: int, seconds: float, pool_text: str, samples: int, table_data
     row = {"seed": seed, "real": real, "pred": a.trials, "per_class": {}, "plan_s": plan_s,
            "double": b.throughput.mid / a.throughput.mid, "double_bound": b.master_bound,
            "big_bound": c.master_bound, "big_ms": c.master_ms_per_trial.mid, "big_load": c.master_load.mid,
-           "observed_pool": p1.observed_pool, "unseen": unseen}
+           "observed_pool": p1.observed_pool, "unseen": unseen,
+           "dead": dead_times(db, cut, t0, half, end, list(pool))}
     for cls in pool:
         pred = a.per_class[cls].scaled(seconds / 2 / 3600)
         row["per_class"][cls] = (real.get(cls, 0), pred)
@@ -178,6 +216,7 @@ def one_seed(seed: int, seconds: float, pool_text: str, samples: int, table_data
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds FIRST_SEED .. FIRST_SEED + SEEDS - 1")
     ap.add_argument("--seconds", type=float, default=80.0, help="wall budget of each real search")
     ap.add_argument("--pool", default="cpu=2,accel=1", help="cpu/accel workers of the real search")
     ap.add_argument("--scale", type=float, default=4.0,
@@ -195,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
              "the real second half's completions",
              f"{'seed':>4} {'real':>5} {'pred (low-high)':>18} {'ratio':>6}  per class real/pred ratio"
              f"{'':>18} 2x/1x  10k: bound ms/trial load  plan s  pairs never run by the cut"]
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         r = one_seed(seed, args.seconds, args.pool, args.samples, table.data, args.scale, args.profile)
         rows.append(r)
         ratio = r["pred"].mid / max(1, r["real"]["total"])
@@ -219,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
                      f"{' '.join(f'{x:.2f}' for x in cr)}); within 25%: {sum(abs(x - 1) <= 0.25 for x in cr)}/{len(cr)}")
     lines.append(f"  2x pool / 1x pool predicted throughput: median {statistics.median(r['double'] for r in rows):.2f}; "
                  f"10,000 workers master-bound in {sum(r['big_bound'] for r in rows)}/{len(rows)} seeds")
-    lines.append(f"  command: python bench/plan.py --seeds {args.seeds} --seconds {args.seconds:g} "
+    lines.append("  dead time per task (s), class: learned from the cut / real first half / real second half: "
+                 + "; ".join(f"seed {r['seed']} " + " ".join(f"{c} {a:.2f}/{b:.2f}/{d:.2f}"
+                                                           for c, (a, b, d) in r["dead"].items()) for r in rows))
+    seeds = f" --first-seed {args.first_seed}" if args.first_seed else ""
+    lines.append(f"  command: python bench/plan.py --seeds {args.seeds}{seeds} --seconds {args.seconds:g} "
                  f"--pool {args.pool} --scale {args.scale:g} --samples {args.samples} --profile {args.profile}")
     print("\n".join(lines[len(rows) + 2:]))
     os.makedirs(RESULTS, exist_ok=True)

@@ -392,7 +392,9 @@ class Shadho(OriginalApi):
 
 
 def _tell(study: Study, manager: ExecutionManager, outcomes: Any) -> None:
-    """tell: store the outcomes; a reassignment hands the manager its new priorities."""
+    """tell: store the tasks started and the outcomes (in this order: a finished trial never
+    changes); a reassignment hands the manager its new priorities."""
+    study.store.mark_started(manager.take_starts())
     if study.record(outcomes):
         manager.set_priorities(study.scheduler.priorities())
 

@@ -180,6 +180,7 @@ class LearnedModel:
 
     def __init__(self, space_rows: Sequence[Mapping[str, Any]], trials: Iterable[Trial],
                  assume: Mapping[str, Assumption] | None = None) -> None:
+        trials = list(trials)
         done = [t for t in trials if t.state.finished]
         if not space_rows:
             raise PlanError("the experiment has no search spaces recorded: nothing to plan")
@@ -192,6 +193,7 @@ class LearnedModel:
         self.new_id = dict(zip(self.old_ids, (s.id for s in self.spaces)))
         self.sidx = {s.id: i for i, s in enumerate(self.spaces)}
         self.trials = [t for t in done if t.space_id in self.new_id]
+        self._in_flight = [t for t in trials if t.state == TrialState.RUNNING and t.space_id in self.new_id]
         self.seen = sorted({t.compute_class or DEFAULT_CLASS for t in self.trials})
         self.assume = dict(assume or {})
         for a in self.assume.values():
@@ -248,7 +250,10 @@ class LearnedModel:
         by_class: dict[str, list[Trial]] = {}
         for t in self.trials:
             by_class.setdefault(t.compute_class or DEFAULT_CLASS, []).append(t)
-        self.timing = {c: class_timing(ts) for c, ts in by_class.items()}
+        running: dict[str, list[Trial]] = {}
+        for t in self._in_flight:
+            running.setdefault(t.compute_class or DEFAULT_CLASS, []).append(t)
+        self.timing = {c: class_timing(ts, running.get(c, [])) for c, ts in by_class.items()}
         # Dead time is mostly the master's and Work Queue's, shared by the classes: each
         # class's own figure is shrunk toward the pooled one with the weight of DEAD_PRIOR
         # tasks (a class that ran a few long tasks measures its own poorly).

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -48,6 +48,7 @@ class SimRun:
     wall_seconds: float
     decision_seconds: float
     slots: dict[str, int]
+    queued_starts: dict[int, float] = field(default_factory=dict)  # see shadho.sim.QueuedWork
 
     def finished_by(self, t: float) -> list[Trial]:
         return [x for x in self.trials if x.finish_time is not None and x.finish_time <= t]
@@ -79,9 +80,11 @@ def seed_history(path: str, model: LearnedModel, limit: int) -> int:
 
 def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[str, int],
              heuristics: bool, n_new: int, draw: Draw, seed: int, settings: Mapping[str, Any],
-             warm_limit: int, busy: Mapping[str, list[float]] | None = None) -> SimRun:
+             warm_limit: int, busy: Mapping[str, list[float]] | None = None,
+             queued: Mapping[str, list[Any]] | None = None) -> SimRun:
     """Simulate ``n_new`` more trials of the search on ``slots`` (class -> trial slots),
-    with ``busy`` slots held for those seconds first (trials running when the plan is made)."""
+    with ``busy`` slots held for those seconds first (trials running when the plan is made)
+    and ``queued`` tasks (:class:`~shadho.sim.QueuedWork`) waiting in the classes' queues."""
     from shadho.sim import simulate
 
     tmp = tempfile.mkdtemp(prefix="shadho-plan-")
@@ -99,7 +102,7 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
                            seed=seed, backend=db, exp_key=_EXP, queue_margin="auto",
                            task_overhead={c: model.dead[c] for c in slots},
                            prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None,
-                           busy=dict(busy or {}),
+                           busy=dict(busy or {}), queued=dict(queued or {}),
                            hyperparameters_per_task=model.trials_per_task)
     except BaseException:
         sys.stderr.write(said.getvalue())
@@ -107,7 +110,7 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     new = [t for t in res.trials if t.id > last_id]
-    return SimRun(new, res.makespan, res.wall_seconds, res.decision_seconds, dict(slots))
+    return SimRun(new, res.makespan, res.wall_seconds, res.decision_seconds, dict(slots), res.queued_starts)
 
 
 def dispatch_seconds(waiting: float) -> float:

@@ -46,7 +46,7 @@ import numpy as np
 from shadho.errors import StoreError
 from shadho.plan_inputs import format_pool, parse_assume, parse_pool, parse_prices, pool_slots
 from shadho.plan_model import DEFAULT_CLASS, LearnedModel, PlanError
-from shadho.plan_inflight import Carried, InFlight, carry, find_in_flight
+from shadho.plan_inflight import Carried, InFlight, carry, find_in_flight, queue_up
 from shadho.plan_sim import SimRun, class_busy, completions, master_seconds, run_once, seed_history
 from shadho.trial import Trial
 
@@ -196,13 +196,19 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
     runs: list[tuple[SimRun, float, list[Carried]]] = []
     for i in range(samples):
         draw = model.draw(rng)
-        carried = carry(running, model.mu + draw.offset, model.cidx, model.within_sd, draw.fail,
-                        sim_slots, scale, rng)
+        mu = model.mu + draw.offset
+        carried = carry(running, mu, model.cidx, model.within_sd, draw.fail, sim_slots, scale, rng)
+        waiting = queue_up(running, [s.id for s in model.spaces], mu, model.cidx, model.within_sd,
+                           draw.fail, sim_slots, scale, rng)
         busy: dict[str, list[float]] = {}
         for c in carried:
             busy.setdefault(c.cls, []).append(c.remaining)
+        queued: dict[str, list[Any]] = {}
+        for w in waiting:
+            queued.setdefault(str(w.work.compute_class), []).append(w.work)
         run = run_once(model, history[0], history[1], sim_slots, heuristics, n_new,
-                       draw, seed + i, settings, opts["warm_limit"], busy)
+                       draw, seed + i, settings, opts["warm_limit"], busy, queued)
+        carried += [c for w in waiting if (c := w.carried(run.queued_starts.get(w.work.ref))) is not None]
         window = run.makespan if (horizon is None or extrapolated) else horizon
         if horizon is not None and not extrapolated and run.makespan < horizon:
             window = run.makespan  # ran out early: measured up to its end, extrapolated below
@@ -231,7 +237,7 @@ def _assemble(model: LearnedModel, pool: dict[str, tuple[int, int]], real: Mappi
         per_h = 3600.0 * scale * k / max(window, 1e-9)
         busy = class_busy(run.trials, window)
         for c in carried:
-            busy[c.cls] = busy.get(c.cls, 0.0) + min(c.remaining, window)
+            busy[c.cls] = busy.get(c.cls, 0.0) + c.busy_until(window)
         ok = [c for c, good in ends if good]
         n_ok = len(done) + len(ok)
         out = {"trials": n_ok * per_h * hours_win, "throughput": n_ok * per_h,

@@ -46,13 +46,15 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -60,9 +62,9 @@ import numpy as np
 from shadho.managers import outcome
 from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, queue_margin
 from shadho.rung_task import call_with_budget, runtime_fields
-from shadho.trial import Trial, TrialState
+from shadho.sim_result import SimResult
 
-__all__ = ["VirtualClock", "SimulatedManager", "SimResult", "simulate"]
+__all__ = ["VirtualClock", "SimulatedManager", "SimResult", "QueuedWork", "simulate"]
 
 RuntimeModel = Callable[[str, dict, Any], float]
 
@@ -77,6 +79,19 @@ class VirtualClock:
         return self.now
 
 
+@dataclass(frozen=True)
+class QueuedWork:
+    """A task already waiting in a class's queue when the simulation starts (``queued``): it
+    yields no outcomes; once a worker takes it (after the class's task overhead) it holds
+    the worker ``seconds``. ``ref`` names it in :attr:`SimulatedManager.queued_starts`."""
+
+    ref: int
+    space_id: str
+    compute_class: Any
+    seconds: float
+    trials: tuple[Any, ...] = ()
+
+
 class SimulatedManager(ExecutionManager):
     """Workers of several compute classes on a virtual clock (see the module docstring).
 
@@ -87,6 +102,10 @@ class SimulatedManager(ExecutionManager):
         failure_rate: probability that a trial fails (it still takes its time), or
             ``fn(space_id, class_key) -> probability``.
         seed: the simulator's own random stream (runtimes, failures).
+        common_noise: draw each trial's runtime noise and failure from (seed, space,
+            params) instead of one stream in run order, so two runs (heuristics on and
+            off) that propose the same configuration see the same noise whichever worker
+            runs it, and whenever: common random numbers for comparing schedulers.
         clock: a shared :class:`VirtualClock` (a new one by default).
         queue_margin: None (start on submit), an int, or ``"auto"`` (see the module doc).
         task_overhead: seconds per task before its first trial starts, or a mapping
@@ -94,13 +113,19 @@ class SimulatedManager(ExecutionManager):
         busy: class key -> seconds each of that many workers is still busy at the start
             (work already running, e.g. the trials in flight when a plan is made); those
             workers yield no outcomes and take tasks once free.
+        queued: class key -> :class:`QueuedWork` waiting there at the start, oldest first
+            (needs ``queue_margin``): the oldest take the idle workers at once, the rest
+            wait ahead of new tasks of equal priority and are re-prioritised with them;
+            :attr:`queued_starts` says when each began its first trial.
     """
 
     def __init__(self, workers: Mapping[str | None, int], runtime: RuntimeModel, *, noise: float = 0.1,
                  failure_rate: float | Callable[[str, Any], float] = 0.0, seed: int | None = None,
                  clock: VirtualClock | None = None, queue_margin: int | str | None = None,
                  task_overhead: float | Mapping[str | None, float] = 0.0,
-                 busy: Mapping[str | None, Sequence[float]] | None = None) -> None:
+                 busy: Mapping[str | None, Sequence[float]] | None = None,
+                 queued: Mapping[str | None, Sequence[QueuedWork]] | None = None,
+                 common_noise: bool = False) -> None:
         if not workers or any(int(n) < 0 for n in workers.values()):
             raise ValueError(f"workers must map class keys to worker counts >= 0, got {workers!r}")
         self.workers = {k: int(n) for k, n in workers.items()}
@@ -108,6 +133,8 @@ class SimulatedManager(ExecutionManager):
         self.noise = float(noise)
         self.failure_rate = failure_rate if callable(failure_rate) else float(failure_rate)
         self.rng = np.random.default_rng(seed)
+        self.common_noise = bool(common_noise)
+        self._noise_seed = int(seed if seed is not None else np.random.SeedSequence().entropy)
         self.clock = clock or VirtualClock()
         self._idle = {k: list(range(n))[::-1] for k, n in self.workers.items()}
         self._events: list[tuple[float, int, str | None, int, list[TrialOutcome]]] = []
@@ -134,6 +161,15 @@ class SimulatedManager(ExecutionManager):
             for dt in secs:
                 self._seq += 1
                 heapq.heappush(self._events, (max(float(dt), 0.0), self._seq, key, self._idle[key].pop(), []))
+        self.queued_starts: dict[int, float] = {}
+        self._started: list[tuple[int, float | None]] = []
+        for key, works in (queued or {}).items():
+            if key not in self._queues or (works and queue_margin is None):
+                raise ValueError(f"queued: class {key!r} is not simulated, or queue_margin is None")
+            for w in works:
+                self._seq += 1
+                heapq.heappush(self._queues[key], [0.0, self._seq, w])
+            self._dispatch(key)  # a free worker had taken the oldest already
 
     def start(self, settings: RunSettings) -> None:
         if not callable(settings.objective):
@@ -184,33 +220,46 @@ class SimulatedManager(ExecutionManager):
         while q and self._idle[key]:
             self._run(heapq.heappop(q)[2])
 
-    def _run(self, task: TaskSpec) -> None:
+    def _run(self, task: TaskSpec | QueuedWork) -> None:
         import shadho_worker
 
-        assert self._objective is not None, "start() first"
+        assert self._objective is not None or isinstance(task, QueuedWork), "start() first"
         key = task.compute_class
         w = self._idle[key].pop()
         oh = self.task_overhead
         t = self.clock.now + (oh.get(key, 0.0) if isinstance(oh, dict) else oh)
+        self._seq += 1
+        if isinstance(task, QueuedWork):  # work from before the simulation: no outcomes
+            self.queued_starts[task.ref] = t
+            heapq.heappush(self._events, (t + max(task.seconds, 0.0), self._seq, key, w, []))
+            return
+        self._started.extend((tid, self.clock.now) for tid, _ in task.trials)
         fail_p = self.failure_rate(task.space_id, key) if callable(self.failure_rate) else self.failure_rate
         outs = []
         for i, (tid, params) in enumerate(task.trials):
             budget = task.budgets[i] if task.budgets else None
             dt = float(self.runtime(task.space_id, params, key, **runtime_fields(self.runtime, budget)))
+            rng = self._trial_rng(task.space_id, params, budget) if self.common_noise else self.rng
             if self.noise > 0:
-                dt *= math.exp(self.noise * float(self.rng.standard_normal()))
+                dt *= math.exp(self.noise * float(rng.standard_normal()))
             dt = max(dt, 1e-9)
             extra = dict(worker=f"{key}-{w}", start_time=t, finish_time=t + dt, compute_class=key)
-            if fail_p > 0 and self.rng.random() < fail_p:
+            if fail_p > 0 and rng.random() < fail_p:
                 outs.append(TrialOutcome(tid, False, error="simulated failure", **extra))
             else:  # the worker entry's own evaluation: the same outcome as on real workers
                 fn = self._objective if budget is None else call_with_budget(self._objective,
                                                                              {budget.name: budget.value})
                 outs.append(outcome.answered(tid, shadho_worker.evaluate(fn, params), **extra))
             t += dt
-        self._seq += 1
         self.submitted += 1
         heapq.heappush(self._events, (t, self._seq, key, w, outs))
+
+    def _trial_rng(self, space_id: str, params: dict, budget: Any) -> np.random.Generator:
+        """The noise of one configuration (see ``common_noise``)."""
+        text = json.dumps([space_id, params, None if budget is None else budget.value],
+                          sort_keys=True, default=repr)
+        digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+        return np.random.default_rng([self._noise_seed, digest])
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
         """Jump to the next completion (all completions at that same instant)."""
@@ -227,6 +276,10 @@ class SimulatedManager(ExecutionManager):
             out.extend(outs)
         for key in freed:
             self._dispatch(key)
+        return out
+
+    def take_starts(self) -> list[tuple[int, float | None]]:
+        out, self._started = self._started, []
         return out
 
     @property
@@ -246,65 +299,6 @@ class SimulatedManager(ExecutionManager):
             self._idle[key].append(w)
         self._events.clear()
         return ids
-
-
-@dataclass
-class SimResult:
-    """What one simulated run produced (times are virtual seconds)."""
-
-    trials: list[Trial]
-    makespan: float
-    decision_seconds: float  # wall-clock time spent inside the scheduler
-    wall_seconds: float
-    space_stats: list[dict[str, Any]] = field(default_factory=list)
-    space_names: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def decision_ms_per_task(self) -> float:
-        return 1e3 * self.decision_seconds / max(1, len(self.trials))
-
-    def completions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Finish times (sorted) and losses of the COMPLETE trials."""
-        done = [(t.finish_time, t.loss) for t in self.trials
-                if t.state == TrialState.COMPLETE and t.finish_time is not None]
-        done.sort()
-        return (np.array([d[0] for d in done], dtype=float), np.array([d[1] for d in done], dtype=float))
-
-    def throughput(self, until: float) -> float:
-        """Successful trials per hour finished by virtual time ``until``."""
-        f, _ = self.completions()
-        return 3600.0 * float((f <= until).sum()) / until
-
-    def time_to(self, target: float) -> float:
-        """First virtual time a loss <= ``target`` was seen (inf if never)."""
-        f, y = self.completions()
-        hit = np.flatnonzero(y <= target)
-        return float(f[hit[0]]) if len(hit) else math.inf
-
-    def best_at(self, t: float) -> float:
-        f, y = self.completions()
-        m = f <= t
-        return float(y[m].min()) if m.any() else math.inf
-
-    def window(self, until: float) -> "SimResult":
-        """This run as if it had been stopped at virtual time ``until`` (a wall budget):
-        only the trials finished by then, and the stats rows written by then.
-
-        Raises:
-            ValueError: the run ended before ``until`` (its trial budget was too small
-                to fill the window).
-        """
-        if self.makespan < until:
-            raise ValueError(f"the run ended at {self.makespan:.1f} s, before the window's "
-                             f"{until:.1f} s: give it a larger trial budget")
-        kept = [t for t in self.trials if t.finish_time is not None and t.finish_time <= until]
-        stats = [r for r in self.space_stats if r.get("time") is None or r["time"] <= until]
-        return SimResult(kept, float(until), self.decision_seconds, self.wall_seconds, stats,
-                         dict(self.space_names))
-
-    def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
-        f, y = self.completions()
-        return f, np.minimum.accumulate(y) if len(y) else y
 
 
 class _TimedScheduler:
@@ -339,6 +333,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
              task_overhead: float | Mapping[str | None, float] = 0.0,
              prepare_scheduler: Callable[[Any], None] | None = None,
              busy: Mapping[str | None, Sequence[float]] | None = None,
+             queued: Mapping[str | None, Sequence[QueuedWork]] | None = None,
+             common_noise: bool = False, pick_seed: int | None = None,
              **options: Any) -> SimResult:
     """Run the real driver on simulated workers for ``max_tasks`` trials.
 
@@ -350,7 +346,11 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         backend: the SQLite results file (a temporary one by default). A file that
             already holds ``exp_key`` is resumed: its trials are the samplers' history
             and count toward ``max_tasks``; ``SimResult.trials`` holds every trial.
-        failure_rate, queue_margin, task_overhead, busy: see :class:`SimulatedManager`.
+        failure_rate, queue_margin, task_overhead, busy, queued, common_noise: see
+            :class:`SimulatedManager`.
+        pick_seed: seed the scheduler's picks (which space a free slot samples) apart
+            from ``seed``, which keeps the samplers' draws and the noise: two runs that
+            differ only in where and when trials run (a noise floor for comparisons).
         prepare_scheduler: called with the driver's scheduler before the run starts
             (e.g. :meth:`~shadho.heuristics.scheduler.Scheduler.warm_start` it with
             what an earlier run measured).
@@ -360,7 +360,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
     clock = VirtualClock()
     manager = SimulatedManager(workers, runtime, noise=noise, failure_rate=failure_rate,
                                seed=None if seed is None else seed + 7919, clock=clock,
-                               queue_margin=queue_margin, task_overhead=task_overhead, busy=busy)
+                               queue_margin=queue_margin, task_overhead=task_overhead, busy=busy,
+                               queued=queued, common_noise=common_noise)
     tmp = None
     if backend is None:
         tmp = tempfile.mkdtemp(prefix="shadho-sim-")
@@ -373,6 +374,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
     try:
         study = opt.open()
         study.clock = clock  # the scheduler's rows carry simulated times
+        if pick_seed is not None:
+            study.reseed_picks(pick_seed)
         if prepare_scheduler is not None:
             prepare_scheduler(study.scheduler)
         timed = _TimedScheduler(study.scheduler)
@@ -387,7 +390,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
         opt.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return SimResult(trials, clock.now, timed.seconds, wall, stats, names)
+    return SimResult(trials, clock.now, timed.seconds, wall, stats, names, dict(manager.queued_starts))
 
 
 def _add_classes(opt: Any, workers: Mapping[str | None, int],

@@ -33,7 +33,7 @@ from shadho import lease as _lease
 from shadho import store_integrity as _integrity
 from shadho.errors import StoreError
 from shadho.store_reads import ExperimentData, StoreReads
-from shadho.store_schema import SCHEMA_VERSION, create_schema
+from shadho.store_schema import SCHEMA_VERSION, add_trial_columns, create_schema
 from shadho.trial import TrialState
 
 __all__ = ["ResultsStore", "TrialUpdate", "ExperimentData", "SCHEMA_VERSION", "LOCK_STALE_AFTER"]
@@ -141,6 +141,7 @@ class ResultsStore(StoreReads):
             for col in ("performance", "share"):  # added after the first files were written
                 if col not in cols:
                     self.conn.execute(f"ALTER TABLE space_stats ADD COLUMN {col} REAL")
+            add_trial_columns(self.conn)
             _lease.add_columns(self.conn)
 
     class _Tx:
@@ -306,13 +307,32 @@ class ResultsStore(StoreReads):
 
     def mark_submitted(self, trial_ids: Sequence[int], compute_class: str | None,
                        when: float | None = None) -> None:
-        """Trials handed to an execution manager: RUNNING, with submit time and class."""
+        """Trials handed to an execution manager: RUNNING, with submit time and class (a
+        trial sent again waits in the manager's queue: its task start is cleared)."""
         when = time.time() if when is None else when
         with self._tx() as c:
             c.executemany(
                 "UPDATE trials SET state=?, compute_class=?, submit_time=COALESCE(submit_time, ?), "
-                "attempts=attempts+1 WHERE id=? AND state IN ('WAITING','RUNNING')",
+                "task_start_time=NULL, attempts=attempts+1 WHERE id=? AND state IN ('WAITING','RUNNING')",
                 [(TrialState.RUNNING.value, compute_class, when, t) for t in trial_ids])
+
+    def mark_started(self, starts: Sequence[tuple[int, float | None]]) -> None:
+        """``(trial id, time)``: the task carrying the trial began running on a worker at
+        that time (None: it went back to the manager's queue). Finished trials keep theirs.
+
+        Example:
+            >>> import os, tempfile
+            >>> with ResultsStore(os.path.join(tempfile.mkdtemp(), 'r.db')) as st:
+            ...     exp = st.open_experiment('e'); tid = st.add_trial(exp, 's', {}, [])
+            ...     st.mark_submitted([tid], None, when=1.0); st.mark_started([(tid, 2.5)])
+            ...     st.trials(exp)[0].task_start_time
+            2.5
+        """
+        if not starts:
+            return
+        with self._tx() as c:
+            c.executemany("UPDATE trials SET task_start_time=? WHERE id=? AND state='RUNNING'",
+                          [(when, int(tid)) for tid, when in starts])
 
     def finish_trials(self, updates: Sequence[TrialUpdate]) -> int:
         """Apply updates in one transaction. A finished trial is never overwritten.
@@ -342,8 +362,8 @@ class ResultsStore(StoreReads):
             ids = [r[0] for r in c.execute(
                 "SELECT id FROM trials WHERE experiment_id=? AND state IN ('RUNNING','WAITING') "
                 "ORDER BY id", (exp,))]
-            c.execute("UPDATE trials SET state='WAITING' WHERE experiment_id=? AND state='RUNNING'",
-                      (exp,))
+            c.execute("UPDATE trials SET state='WAITING', task_start_time=NULL WHERE experiment_id=? "
+                      "AND state='RUNNING'", (exp,))
         return ids
 
     def restore(self, exp: int, doc: dict[str, Any]) -> None:
@@ -354,11 +374,12 @@ class ResultsStore(StoreReads):
                           [(exp, s["id"], s["name"], json.dumps(s)) for s in doc.get("spaces", [])])
             c.executemany(
                 "INSERT INTO trials (id, experiment_id, space_id, state, params, x, loss, results, "
-                "error, compute_class, worker, submit_time, start_time, finish_time, attempts) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "error, compute_class, worker, submit_time, start_time, finish_time, attempts, "
+                "task_start_time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(t["id"], exp, t["space_id"], t["state"], _dumps(t["params"]), _dumps(t["x"]),
                   t["loss"], _dumps(t["results"]), t["error"], t["compute_class"], t["worker"],
-                  t["submit_time"], t["start_time"], t["finish_time"], t["attempts"])
+                  t["submit_time"], t["start_time"], t["finish_time"], t["attempts"],
+                  t.get("task_start_time"))  # exported before task starts were recorded: none
                  for t in doc.get("trials", [])])
 
     def _record_run(self, c: sqlite3.Connection, exp: int, now: float, host: str, pid: int) -> None:

@@ -34,6 +34,8 @@ from shadho.trial import Trial, TrialState
 
 _TRIAL_COLUMNS = ("id, space_id, state, params, x, loss, results, error, compute_class, worker, "
                   "submit_time, start_time, finish_time, attempts")
+#: Columns added since (see :data:`shadho.store_schema.ADDED_TRIAL_COLUMNS`).
+_ADDED_COLUMNS = ("task_start_time",)
 
 
 @dataclass
@@ -181,7 +183,7 @@ class StoreReads:
     def iter_trials(self, exp: int, state: TrialState | None = None,
                     ids: Sequence[int] | None = None) -> Iterator[Trial]:
         names = {s["id"]: s["name"] for s in self.spaces(exp)}
-        sql = f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE experiment_id=?"
+        sql = f"SELECT {_TRIAL_COLUMNS}, {self._added_columns()} FROM trials WHERE experiment_id=?"
         args: list[Any] = [exp]
         if state is not None:
             sql += " AND state=?"
@@ -194,7 +196,13 @@ class StoreReads:
                 id=r[0], space_id=r[1], searchspace=names.get(r[1], r[1]), state=TrialState(r[2]),
                 params=json.loads(r[3]), x=tuple(json.loads(r[4])), loss=r[5],
                 results=json.loads(r[6] or "{}"), error=r[7], compute_class=r[8], worker=r[9],
-                submit_time=r[10], start_time=r[11], finish_time=r[12], attempts=r[13])
+                submit_time=r[10], start_time=r[11], finish_time=r[12], attempts=r[13],
+                task_start_time=r[14])
+
+    def _added_columns(self) -> str:
+        """The added trial columns, NULL for those an older file opened read-only lacks."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
+        return ", ".join(c if c in have else f"NULL AS {c}" for c in _ADDED_COLUMNS)
 
     def best_trial(self, exp: int, space_ids: Collection[str] | None = None) -> Trial | None:
         """The lowest-loss COMPLETE trial (ties: the oldest), of ``space_ids`` only when given."""

@@ -54,10 +54,27 @@ CREATE TABLE IF NOT EXISTS trials (
     compute_class TEXT,
     worker TEXT,
     submit_time REAL, start_time REAL, finish_time REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    task_start_time REAL
 );
 CREATE INDEX IF NOT EXISTS trials_exp_state ON trials(experiment_id, state);
 """
+
+
+#: Columns of ``trials`` added after the first files were written: a file opened for writing
+#: gets them (``ALTER TABLE``); reads of an older file opened read-only see NULLs.
+#: ``task_start_time``: when the task that carries the trial began running on a worker
+#: (Work Queue dispatched it; a local process started); NULL while it waits in a queue.
+ADDED_TRIAL_COLUMNS = ("task_start_time",)
+
+
+def add_trial_columns(conn: sqlite3.Connection) -> None:
+    """Add :data:`ADDED_TRIAL_COLUMNS` that an older file lacks (additive: older shadho
+    versions still read the file, they name the columns they select)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(trials)")}
+    for col in ADDED_TRIAL_COLUMNS:
+        if col not in cols:
+            conn.execute(f"ALTER TABLE trials ADD COLUMN {col} REAL")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:

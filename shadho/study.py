@@ -106,10 +106,12 @@ class Study:
         bind = getattr(sampler, "bind", None)  # optional hook: all histories and the budget
         if callable(bind):
             bind(SearchContext(tuple(self.spaces), self.histories, settings.max_tasks))
-        base = [settings.seed] if settings.seed is not None else []
-        self._rngs = {s.id: np.random.default_rng(np.random.SeedSequence(base + [i]) if base else None)
-                      for i, s in enumerate(self.spaces)}
-        self._rng = np.random.default_rng(np.random.SeedSequence(base + [10**6]) if base else None)
+        seed = settings.seed if settings.seed is not None else np.random.SeedSequence().entropy
+        self._seed = int(seed)
+        self._space_index = {s.id: i for i, s in enumerate(self.spaces)}
+        #: Proposals each space has had (its stored trials on resume): the key of the next one's draws.
+        self._proposed: dict[str, int] = {s.id: 0 for s in self.spaces}
+        self._rng = np.random.default_rng(np.random.SeedSequence([self._seed, 10**6]))
         #: The rung records and checkpoints of a multi-fidelity search (None without a fidelity).
         self.rungs: RungBook | None = None
         self.checkpoints: CheckpointStore | None = None
@@ -142,6 +144,8 @@ class Study:
         for t in store.iter_trials(exp):
             self.created += 1
             self._attempts[t.id] = t.attempts
+            if t.space_id in self._proposed:
+                self._proposed[t.space_id] += 1
             hist = self.histories.get(t.space_id)
             if hist is None:
                 if t.id in waiting:  # a space no longer in the spec: its pending trials are dropped
@@ -225,12 +229,32 @@ class Study:
         """No trial waits to run again and the budget allows no new one."""
         return not self.requeued and self.budget_left() <= 0
 
+    def proposal_rng(self, space: SearchSpace) -> np.random.Generator:
+        """The random stream of ``space``'s next proposal, keyed by (seed, space, how many
+        proposals the space has had) and counted as used.
+
+        Why per proposal: the k-th configuration of a space then draws the same numbers
+        whichever class runs it, whatever the other spaces did and however many draws the
+        sampler's earlier calls took. The heuristics change where and when trials run, not
+        the draws behind the configurations, so a search with and one without them are
+        compared on common random numbers (``bench/heterogeneity.py``), and a resumed
+        search continues each space's sequence instead of restarting it.
+        """
+        k = self._proposed[space.id]
+        self._proposed[space.id] = k + 1
+        return np.random.default_rng(np.random.SeedSequence([self._seed, self._space_index[space.id], k]))
+
+    def reseed_picks(self, seed: int) -> None:
+        """Draw the scheduler's picks from a stream of their own (the samplers' draws keep
+        theirs): two searches that differ only in which space each free slot samples."""
+        self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 10**6]))
+
     def _new_trials(self, space: SearchSpace, n: int, class_key: str | None
                     ) -> list[tuple[int, dict[str, Any], tuple[float, ...]]]:
-        hist, rng = self.histories[space.id], self._rngs[space.id]
+        hist = self.histories[space.id]
         out = []
         for _ in range(n):
-            x = np.asarray(self.sampler.suggest(space, hist, rng), dtype=float)
+            x = np.asarray(self.sampler.suggest(space, hist, self.proposal_rng(space)), dtype=float)
             params = space.params(x)
             xt = tuple(float(v) for v in x)
             tid = self.store.add_trial(self.exp, space.id, params, xt, class_key)

@@ -58,7 +58,7 @@ def new_items(study: "Study", class_key: str | None, n: int) -> tuple[SearchSpac
             if space is None:
                 space = study.space_by_id[study.scheduler.pick(class_key, study._rng)]
             hist = book.sampling_history(space.id, _startup(study.sampler, space))
-            x = np.asarray(study.sampler.suggest(space, hist, study._rngs[space.id]), dtype=float)
+            x = np.asarray(study.sampler.suggest(space, hist, study.proposal_rng(space)), dtype=float)
             params, xt = space.params(x), tuple(float(v) for v in x)
         else:
             sid, params, xt = book.configs[job.config]

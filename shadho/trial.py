@@ -55,6 +55,10 @@ class Trial:
     finish_time: float | None = None
     attempts: int = 0
     x: tuple[float, ...] = ()
+    #: When the task carrying this trial began running on a worker (None: still queued,
+    #: or a file written before task starts were recorded). A task may run several trials
+    #: one after another: ``start_time`` is this trial's own start, reported with its result.
+    task_start_time: float | None = None
 
     @property
     def runtime(self) -> float | None:
@@ -71,6 +75,7 @@ class Trial:
             "results": self.results, "error": self.error, "compute_class": self.compute_class,
             "worker": self.worker, "submit_time": self.submit_time, "start_time": self.start_time,
             "finish_time": self.finish_time, "attempts": self.attempts, "x": list(self.x),
+            "task_start_time": self.task_start_time,
         }
 
 

@@ -287,3 +287,16 @@ def test_arguments_checked_at_construction(kwargs, exc, msg, db):
 def test_options_checked_at_construction(kwargs, exc, msg, db):
     with pytest.raises(exc, match=msg):
         Shadho("e", objective, SPEC, backend=db, **kwargs)
+
+
+def test_a_local_run_records_when_each_task_started(db):
+    # The local manager starts a task's process when it is submitted: no queue.
+    opt = Shadho("e", objective, SPEC, backend=db, max_tasks=6, quiet=True, local_workers=2, seed=0,
+                 hyperparameters_per_task=2)
+    ts = opt.run()
+    assert len(ts) == 6 and all(t.task_start_time is not None for t in ts)
+    assert all(t.submit_time <= t.task_start_time <= t.start_time for t in ts), [t.to_dict() for t in ts]
+    tasks = {}
+    for t in ts:  # the two trials of a task share its start; the second starts after the first ends
+        tasks.setdefault(t.task_start_time, []).append(t)
+    assert sorted(len(v) for v in tasks.values()) == [2, 2, 2]

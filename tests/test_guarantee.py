@@ -201,3 +201,76 @@ def test_resume_rebuilds_what_the_scheduler_learned(tmp_path):
     np.testing.assert_allclose(resumed.assignment.weights, fresh.assignment.weights, atol=1e-6)
     ids = {sp.name: sp.id for sp in fresh.spaces}
     assert resumed.weights()["big"][ids["a"]] > 0.5   # it learned that a gains 8x on big
+
+
+def test_baseline_rates_count_a_failing_classs_runtime():
+    # Class 0 fails every trial of space 0 but spends 1 s on it, as on everything else:
+    # its picks still give space 1 and 2 a third each of its trials.
+    ok = np.array([[1e-6, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    L = np.log(ok)                    # successful trials per second (runtimes all 1 s)
+    rates = baseline_trials(L, log_success=np.log(ok))
+    np.testing.assert_allclose(rates, [0.5 / 3 + 0.5e-6 / 3, 1 / 3, 1 / 3], rtol=1e-5)
+
+
+def test_every_space_gets_part_of_the_surplus_when_asked():
+    """With surplus_share=0.5 and a surplus g over the baseline (found by the previous solve), every space gets
+    at least 1 + (g - 1) / 2 of its baseline rate, even the space the scores rank last."""
+    sps = spaces.split(SPEC)
+    s = make_scheduler(sps, CLASSES, surplus_share=0.5)
+    _feed(s, sps, {"a": {"small": 1.0, "big": 8.0}, "b": {"small": 1.0, "big": 0.5},
+                   "c": {"small": 1.0, "big": 1.0}}, n=40)
+    s.reassign({sp.id: History(sp.dim) for sp in sps})   # the second solve keeps the promise
+    L = s.runtimes.log_success() - s.runtimes.log_mean_runtime()
+    base = baseline_trials(L, s.runtimes.capacity(), s.runtimes.log_success())
+    got = s.assignment.trials.sum(axis=1)
+    g = got.sum() / base.sum()
+    assert not s._neutral and g > 1.2
+    assert (got >= 0.95 * base * (1 + 0.5 * (g - 1))).all()
+    plain = make_scheduler(sps, CLASSES, surplus_share=0.0)
+    _feed(plain, sps, {"a": {"small": 1.0, "big": 8.0}, "b": {"small": 1.0, "big": 0.5},
+                       "c": {"small": 1.0, "big": 1.0}}, n=40)
+    plain.reassign({sp.id: History(sp.dim) for sp in sps})
+    assert plain.assignment.trials.sum(axis=1).min() < got.min()
+
+
+def test_a_failing_pair_is_abandoned_and_the_search_never_stalls():
+    """'small' fails every trial of 'a' (after spending its time): within a few failures
+    the scheduler stops sending 'a' there, while 'a' keeps running on 'big'."""
+    classes = [{"name": "small", "resource": "cores", "value": 1},
+               {"name": "big", "resource": "cores", "value": 4}]
+    ids = {sp.name: sp.id for sp in spaces.split(SPEC)}
+    out = {}
+    for on in (True, False):
+        r = simulate(SPEC, lambda p: next(iter(p.values()))["x"], {"small": 2, "big": 2}, _runtime,
+                     max_tasks=400, compute_classes=classes, use_complexity=on, use_uncertainty=on,
+                     seed=2, noise=0.3, queue_margin="auto", common_noise=True,
+                     failure_rate=lambda sid, c: 1.0 if (sid, c) == (ids["a"], "small") else 0.0)
+        failed = [t for t in r.trials if t.state.value == "FAILED"]
+        ok_a = [t for t in r.trials if t.searchspace == "a" and t.state.value == "COMPLETE"]
+        out[on] = (len(failed), len(ok_a), len(r.trials), r.makespan)
+    assert out[True][2] == out[False][2] == 400          # every trial ran: no stall
+    assert out[True][0] <= 12 < out[False][0]              # abandoned within a dozen failures
+    assert out[True][1] >= out[False][1]                   # 'a' still gets its trials, on 'big'
+
+
+def test_noise_alone_is_almost_never_taken_for_an_advantage_over_many_looks():
+    """The scheduler tests at every reassignment; with the level shared over the looks,
+    runtimes with no space-class interaction (spread by their configurations with heavy
+    tails, as SVC fit times are) reject the additive model in at most 2 of 40 searches of
+    60 looks each (at a fixed level of 0.01 per look: 7 of 40)."""
+    from shadho.heuristics.strength import RuntimeModel
+    rejected = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        m = RuntimeModel(4, [1.0, 2.0])
+        hit = False
+        for _ in range(60):
+            for _ in range(10):
+                s, c = int(rng.integers(4)), int(rng.integers(2))
+                m.add(s, c, float(np.exp(0.6 * rng.standard_t(3))) * (1 + s) / (1 + c))
+            var = m.log_variance()
+            n = m.count
+            mean = np.where(n > 0, m.sum_log / np.maximum(n, 1), 0.0)
+            hit |= np.min(m._pair_shrinkage(mean, var)) < 1e5
+        rejected += hit
+    assert rejected <= 2

@@ -313,3 +313,131 @@ def test_a_pair_never_run_is_a_flagged_guess(searched):
     assert note and "guessed" in note[0] and "run a few trials there" in note[0]
     assert pred.per_space["light"].assumed and pred.per_class["big"].assumed
     assert not pred.per_space["heavy"].assumed and not pred.per_class["small"].assumed
+
+
+def _in_flight(ts, started_ago):
+    """Three 'heavy' tasks (8 s on 'small') of one trial each on 'small', submitted 9 s before
+    the file's last event; ``started_ago``: seconds since each started (None: queued)."""
+    from dataclasses import replace
+    from shadho.trial import TrialState
+
+    heavy = next(t for t in ts if "heavy" in t.params)
+    now = max(t.finish_time for t in ts)
+    return [replace(heavy, id=20_000 + i, state=TrialState.RUNNING, loss=None, compute_class="small",
+                    submit_time=now - 9.0 - i / 100, start_time=None, finish_time=None, worker=None,
+                    task_start_time=None if started_ago is None else now - started_ago)
+            for i in range(3)]
+
+
+def test_queued_tasks_wait_behind_running_ones(searched):
+    # The three 'small' slots run 8 s tasks started 7.5 s ago; three more such tasks wait
+    # behind them. In the next 5 s 'small' finishes the three running ones (in the first
+    # second), then the queued ones hold the slots for 8 s: exactly 3 trials. A plan that
+    # left the queued tasks out gave the freed slots new, short tasks. Heuristics off: all
+    # tasks have one priority, so the queue is first come, first served (with them on, a
+    # class's queued tasks of a space it no longer favours are overtaken, as in Work Queue).
+    from dataclasses import replace
+
+    db, _ = searched
+    rows, ts, settings = records(db)
+    assert any(t.task_start_time is not None for t in ts)  # the file records task starts
+    running = _in_flight(ts, 7.5)
+    queued = [replace(t, id=t.id + 100, submit_time=t.submit_time + 1.0) for t in _in_flight(ts, None)]
+
+    def small(extra):
+        p = plan_trials(rows, ts + extra, settings, pool="small=3,big=2", hours=5 / 3600, samples=3,
+                        heuristics="off").prediction
+        return p.per_class["small"].mid * 5 / 3600, p
+
+    both, p = small(running + queued)
+    assert both == pytest.approx(3.0), p.per_class
+    assert p.utilisation["small"].mid > 0.9
+    alone, _ = small(running)
+    assert alone > 3, alone  # nothing waits: the freed slots take new tasks
+    only_queued, q = small(_in_flight(ts, None))  # queued with free slots: they start at once
+    assert only_queued == 0 and q.utilisation["small"].mid > 0.9, q.per_class
+
+
+def test_a_file_without_task_starts_leaves_unknown_tasks_out():
+    # Written before task starts were recorded: a RUNNING trial with no finished trial in
+    # its task may be running or queued; one whose task has a finished trial is running.
+    from shadho.plan_inflight import find_in_flight
+    from shadho.trial import Trial, TrialState as S
+
+    ts = [Trial(1, "s", "a", S.COMPLETE, {}, submit_time=0.0, start_time=1.0, finish_time=3.0, compute_class="c"),
+          Trial(2, "s", "a", S.RUNNING, {}, submit_time=0.0, compute_class="c"),
+          Trial(3, "s", "a", S.RUNNING, {}, submit_time=2.0, compute_class="c")]
+    assert [(f.elapsed, f.queued) for f in find_in_flight(ts, {"a": 0}, ["c"], "default")] == [(0.0, False)]
+    ts[0] = Trial(1, "s", "a", S.COMPLETE, {}, submit_time=0.0, start_time=1.0, finish_time=3.0,
+                  compute_class="c", task_start_time=0.5)
+    assert [(f.elapsed, f.queued) for f in find_in_flight(ts, {"a": 0}, ["c"], "default")] == [(0.0, False),
+                                                                                              (0.0, True)]
+
+
+def test_queued_tasks_run_in_submission_order_before_new_ones(searched):
+    # Six queued 8 s tasks for the three free 'small' slots: the oldest three take them at
+    # once and end near 8.2 s; the next three, and every new task behind them, end after
+    # 12 s. In a 12 s window 'small' finishes exactly the first three (heuristics off: one
+    # priority for all, first come, first served).
+    from dataclasses import replace
+
+    db, _ = searched
+    rows, ts, settings = records(db)
+    six = _in_flight(ts, None)
+    six += [replace(t, id=t.id + 100, submit_time=t.submit_time + 1.0) for t in six]
+    p = plan_trials(rows, ts + six, settings, pool="small=3,big=2", hours=12 / 3600, samples=3,
+                    heuristics="off").prediction
+    assert p.per_class["small"].mid * 12 / 3600 == pytest.approx(3.0), p.per_class
+    assert p.utilisation["small"].mid > 0.9
+
+
+def _two_slot_timeline(last_task, cut=30.0, trial=1.0, before=8):
+    """Two slots of one class running tasks of two trials, 0.4 s between tasks: slot 1 ones
+    of ``trial`` s trials throughout, slot 0 ``before`` such tasks then ``last_task`` (two
+    durations), which runs past ``cut``; the trials finished by ``cut`` and those in flight."""
+    from shadho.trial import Trial, TrialState as S
+
+    done, running, tid = [], [], 0
+    for slot, tasks in ((0, [(trial, trial)] * before + [last_task]), (1, [(trial, trial)] * 20)):
+        first = 0.4 + 1.2 * slot
+        for durations in tasks:
+            sub, task_start = first - 1.0, first - 0.3
+            if sub > cut:
+                break
+            a = first
+            for d in durations:
+                tid += 1
+                common = dict(submit_time=sub, compute_class="c", task_start_time=task_start if task_start <= cut else None)
+                if a + d <= cut:
+                    done.append(Trial(tid, "s", "a", S.COMPLETE, {}, loss=0.0, start_time=a, finish_time=a + d, **common))
+                else:
+                    running.append(Trial(tid, "s", "a", S.RUNNING, {}, **common))
+                a += d
+            first = a + 0.4
+    return done, running
+
+
+@pytest.mark.parametrize("last_task", [(1.0, 20.0), (20.0, 1.0)])
+def test_dead_time_of_a_class_cut_with_tasks_in_flight(last_task):
+    # Slot 0's last task runs past the cut, in its second trial (its first has finished)
+    # or its first (its start recorded), while slot 1 goes on. Its slot is busy: taken
+    # for a free one, it made every later wait on slot 1 look 2 s longer.
+    from shadho.plan_timing import class_timing
+
+    done, running = _two_slot_timeline(last_task)
+    assert running
+    assert class_timing(done, running)["dead"] == pytest.approx(0.4, abs=1e-6)
+    assert class_timing(done)["dead"] > 1.0  # blind to the tasks in flight
+
+
+@pytest.mark.parametrize("last_task", [(4.0, 30.0), (30.0, 4.0)])
+def test_dead_time_of_a_class_with_few_tasks_cut_with_tasks_in_flight(last_task):
+    # 4 s trials: too few waits in the latest half to average, so the dead time comes from
+    # the class's idle time, where slot 0's task in flight is busy, not idle.
+    from shadho.plan_timing import MIN_GAPS, _task_gaps, class_timing, in_flight_marks
+
+    done, running = _two_slot_timeline(last_task, trial=4.0, before=2)
+    t = class_timing(done, running)
+    assert len(_task_gaps(done, t["first"] + 0.5 * t["span"], *in_flight_marks(running, done))) < MIN_GAPS
+    assert t["dead"] == pytest.approx(0.4, abs=0.2)
+    assert class_timing(done)["dead"] > 1.5  # blind to the tasks in flight

@@ -181,3 +181,51 @@ def test_workers_busy_at_the_start_take_tasks_once_free():
     assert m.capacity() == {"a": 2} and m.in_flight == 0
     with pytest.raises(ValueError, match="1 simulated worker"):
         SimulatedManager({"a": 1}, lambda s, p, c: 1.0, busy={"a": [1.0, 2.0]})
+
+
+def test_common_noise_follows_the_configuration_not_the_run_order():
+    """common_noise: a configuration's runtime noise and failure are the same whichever
+    class runs it and whenever, so two runs that propose it see the same draw."""
+    def run(order, cls):
+        m = SimulatedManager({"a": 4, "b": 4}, lambda s, p, c: 1.0 if c == "a" else 2.0, noise=0.5,
+                             failure_rate=0.5, seed=3, common_noise=True)
+        m.start(RunSettings("t", lambda p: p["x"]))
+        for i, x in enumerate(order):
+            m.submit(TaskSpec(i, "s", ((i, {"x": x}),), cls))
+        out = []
+        while m.in_flight:
+            out += m.wait(60)
+        return {o.trial_id: o for o in out}, order
+
+    (a, order_a), (b, order_b) = run([0.1, 0.2, 0.3, 0.4], "a"), run([0.4, 0.3, 0.2, 0.1], "b")
+    for i, x in enumerate(order_a):
+        j = order_b.index(x)
+        oa, ob = a[i], b[j]
+        assert oa.ok == ob.ok
+        assert (ob.finish_time - ob.start_time) == pytest.approx(2.0 * (oa.finish_time - oa.start_time))
+    spans = {round(o.finish_time - o.start_time, 9) for o in a.values()}
+    assert len(spans) == 4                       # other configurations, other draws
+    other = SimulatedManager({"a": 1}, lambda s, p, c: 1.0, noise=0.5, seed=4, common_noise=True)
+    other.start(RunSettings("t", lambda p: p["x"]))
+    other.submit(TaskSpec(0, "s", ((0, {"x": 0.1}),), "a"))
+    (o,) = other.wait(60)
+    assert o.finish_time != pytest.approx(a[0].finish_time - a[0].start_time)   # another seed
+
+
+def test_pick_seed_changes_only_where_trials_run(tmp_path):
+    """Same seed, other pick_seed: the spaces' proposal sequences are the same (the samplers
+    draw per space and proposal), only which space each slot took differs."""
+    def run(pick_seed, name):
+        r = simulate(SPEC, objective, {"small": 2, "big": 2}, runtime, max_tasks=60, method="random",
+                     compute_classes=CLASSES, use_complexity=False, use_uncertainty=False, seed=5,
+                     common_noise=True, pick_seed=pick_seed, backend=str(tmp_path / f"{name}.db"))
+        seqs: dict[str, list] = {}
+        for t in sorted(r.trials, key=lambda t: t.id):
+            seqs.setdefault(t.searchspace, []).append(tuple(t.x))
+        return seqs, [t.searchspace for t in sorted(r.trials, key=lambda t: t.id)]
+
+    (a, order_a), (b, order_b) = run(None, "a"), run(1005, "b")
+    assert order_a != order_b
+    for name in a:
+        n = min(len(a[name]), len(b[name]))
+        assert n >= 10 and a[name][:n] == b[name][:n]

@@ -247,3 +247,61 @@ def test_restore_keeps_ids_and_values(db, tmp_path):
         c.restore(exp, doc)
         assert [t.to_dict() for t in c.trials(exp)] == doc["trials"]
         assert c.spaces(exp) == doc["spaces"]
+
+
+def test_task_starts_are_recorded_cleared_on_resubmission_and_resume(db):
+    with ResultsStore(db) as s:
+        exp = s.open_experiment("e")
+        ids = _fill(s, exp, 3)
+        assert [t.task_start_time for t in s.trials(exp)] == [None] * 3  # all queued
+        s.mark_started([(ids[0], 10.0), (ids[1], 11.0)])
+        s.finish_trials([TrialUpdate(ids[0], TrialState.COMPLETE, loss=1.0, start_time=10.2)])
+        s.mark_started([(ids[0], 99.0), (ids[1], None)])  # finished: kept; back in the queue: cleared
+        assert [t.task_start_time for t in s.trials(exp)] == [10.0, None, None]
+        s.mark_started([(ids[1], 12.0), (ids[2], 13.0)])
+        s.mark_submitted([ids[1]], "cls")  # sent again (its worker was lost): queued again
+        assert [t.task_start_time for t in s.trials(exp)] == [10.0, None, 13.0]
+        assert s.trials(exp)[0].start_time == 10.2  # the trial's own start stays apart
+        assert s.requeue_running(exp) == ids[1:]
+        assert [t.task_start_time for t in s.trials(exp)] == [10.0, None, None]
+
+
+def _as_old_file(path) -> None:
+    """Make ``path`` a file written before task starts were recorded (no such column)."""
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE trials DROP COLUMN task_start_time")
+    con.commit()
+    con.close()
+
+
+def test_a_file_without_task_starts_opens_read_only_and_gains_the_column_when_written(db):
+    with ResultsStore(db) as s:
+        exp = s.open_experiment("e")
+        ids = _fill(s, exp, 2)
+        s.finish_trials([TrialUpdate(ids[0], TrialState.COMPLETE, loss=1.0)])
+    _as_old_file(db)
+    with ResultsStore(db, readonly=True) as r:
+        ts = r.trials(r.experiment_id("e"))
+        assert [t.task_start_time for t in ts] == [None, None] and ts[0].loss == 1.0
+        assert [t["task_start_time"] for t in r.export_json(r.experiment_id("e"))["trials"]] == [None, None]
+    con = sqlite3.connect(db)
+    assert "task_start_time" not in {r[1] for r in con.execute("PRAGMA table_info(trials)")}  # reading changed nothing
+    con.close()
+    with ResultsStore(db) as s:  # a master resumes the old file
+        exp = s.open_experiment("e")
+        s.mark_started([(ids[1], 5.0)])
+        assert [t.task_start_time for t in s.trials(exp)] == [None, 5.0]
+
+
+def test_export_without_task_starts_restores(db, tmp_path):
+    with ResultsStore(db) as s:
+        exp, ids = _experiment(s, 2)
+        s.mark_started([(ids[0], 3.0)])
+        doc = s.export_json(exp)
+    assert [t["task_start_time"] for t in doc["trials"]] == [3.0, None]
+    for t in doc["trials"]:
+        del t["task_start_time"]  # an export made before task starts were recorded
+    with ResultsStore(tmp_path / "copy.db") as c:
+        exp = c.open_experiment("e")
+        c.restore(exp, doc)
+        assert [t.task_start_time for t in c.trials(exp)] == [None, None]

@@ -62,3 +62,45 @@ def test_study_resumes_from_the_store_alone(db):
     assert study.budget_left() == 1 and not study.done()
     assert study.best_loss == min(t.loss for t in study.store.trials(study.exp) if t.loss is not None)
     study.store.close()
+
+
+def test_a_spaces_proposals_do_not_depend_on_the_other_spaces(db, tmp_path):
+    """Each proposal draws from (seed, space, its index in the space): a space's k-th
+    configuration is the same whatever was proposed in other spaces before it."""
+    def proposals(order, path):
+        opt = Shadho("e", loss, SPEC, backend=path, max_tasks=40, seed=2, quiet=True)
+        study = opt.open()
+        out: dict[str, list] = {"a": [], "b": []}
+        for name in order:
+            space = next(s for s in study.spaces if s.name == name)
+            ((_, params, _),) = study._new_trials(space, 1, None)
+            out[name].append(params)
+        opt.close()
+        return out
+
+    one = proposals("aaaabbbb", db)
+    two = proposals("babababa", str(tmp_path / "other.db"))
+    assert one == two
+    assert len({p["a"]["x"] for p in one["a"]}) == 4
+
+
+def test_resumed_search_continues_each_spaces_sequence(db, tmp_path):
+    """A resumed search draws each space's next proposal where the stopped one left off
+    (the picks' stream restarts, so only the per-space sequences are compared)."""
+    def run(path, stops):
+        seen: dict[str, list] = {"a": [], "b": []}
+        done = 0
+        for n in stops:
+            opt = Shadho("e", loss, SPEC, backend=path, max_tasks=n, seed=4, quiet=True)
+            for _ in range(n - done):
+                t = opt.ask()
+                opt.tell(t, loss(t.params))
+                seen[t.searchspace].append(t.params)
+            done = n
+            opt.close()
+        return seen
+
+    resumed, straight = run(db, [3, 12]), run(str(tmp_path / "straight.db"), [12])
+    for name in ("a", "b"):
+        n = min(len(resumed[name]), len(straight[name]))
+        assert n >= 3 and resumed[name][:n] == straight[name][:n]

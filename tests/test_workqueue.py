@@ -387,3 +387,56 @@ def test_a_module_missing_on_workers_is_named(db, tmp_path, monkeypatch):
 
     err = trials[0].error
     assert "missing module helper_mod_q" in err and f"cloudpickle {cloudpickle.__version__}" in err, err
+
+
+def test_a_task_queued_behind_a_busy_worker_has_no_start_and_a_running_one_has_one(db, tmp_path):
+    # One 1-core worker; the first task holds it until the gate opens, so the other two
+    # wait in Work Queue's queue: the live file tells the running trial from the queued.
+    from shadho.errors import StoreError
+    from shadho.store import ResultsStore
+
+    gate = str(tmp_path / "gate")
+
+    def gated(p):
+        import os
+        import time
+        end = time.time() + 120
+        while not os.path.exists(gate) and time.time() < end:
+            time.sleep(0.05)
+        return (p["x"] - 1) ** 2
+
+    seen: list = []
+
+    def watch():
+        end = time.time() + 90
+        try:
+            while time.time() < end and not seen:
+                try:
+                    with ResultsStore(db, readonly=True) as r:
+                        exp = r.experiment_id("e")
+                        ts = r.trials(exp) if exp is not None else []
+                except StoreError:  # not created yet
+                    ts = []
+                running = [t for t in ts if t.state == TrialState.RUNNING]
+                if len(running) == 3 and any(t.task_start_time is not None for t in running):
+                    seen.extend(running)
+                time.sleep(0.1)
+        finally:
+            open(gate, "w").close()
+
+    th = threading.Thread(target=watch)
+    th.start()
+    try:
+        ts = _run(db, gated, local_workers=[{"cores": 1}], max_tasks=3).run()
+    finally:
+        th.join()
+    assert seen, "never saw three trials in flight with one started"
+    started = [t for t in seen if t.task_start_time is not None]
+    assert len(started) == 1, [t.to_dict() for t in seen]
+    assert started[0].submit_time <= started[0].task_start_time
+    assert len(ts) == 3 and all(t.state == TrialState.COMPLETE for t in ts)
+    # Once run, every trial has its task's start, before its own start.
+    assert all(t.submit_time <= t.task_start_time <= t.start_time for t in ts), [t.to_dict() for t in ts]
+    first = next(t for t in ts if t.id == started[0].id)
+    assert first.task_start_time == started[0].task_start_time
+    assert all(t.task_start_time >= first.finish_time for t in ts if t.id != first.id)

@@ -104,26 +104,43 @@ def comparative_advantage(log_speed: np.ndarray) -> np.ndarray:
     return L - L.mean(axis=1, keepdims=True) - L.mean(axis=0, keepdims=True) + L.mean()
 
 
-def baseline_trials(log_speed: np.ndarray, capacity: np.ndarray | None = None) -> np.ndarray:
+def baseline_trials(log_speed: np.ndarray, capacity: np.ndarray | None = None,
+                    log_success: np.ndarray | None = None) -> np.ndarray:
     """Trials per second of each space under the hardware-oblivious baseline, in the
     units of :attr:`Assignment.trials` summed over classes.
 
     The baseline's class c draws every space with probability ``1/S``, so its trials
-    take ``mean_s t[s, c]`` seconds on average (``t = 1 / speed``) and space s gets
-    ``cap_c / (S * mean_s t[s, c])`` of them per second.
+    take ``mean_s r[s, c]`` seconds on average (``r`` a trial's runtime, failed or not)
+    and space s gets ``cap_c * p[s, c] / (S * mean_s r[s, c])`` successful ones per
+    second, ``p`` the share that succeed. ``log_speed`` is ``log(p / r)`` (successful
+    trials per second) and ``log_success`` is ``log p`` (default: every trial succeeds).
+
+    Why the two apart: a class that fails every trial of one space still spends the
+    runtime of those trials, not ``r / p`` (which is near infinite), so it still gives the
+    other spaces a quarter of its picks each; counting ``r / p`` let the failing pair's
+    near-infinite time dominate the class's mean, so the baseline of the spaces that
+    class runs well came out several times too small (``bench/heterogeneity.py``'s
+    failing profile) and the failing space's own included a share of a class that
+    gives it nothing.
 
     Example:
         >>> import numpy as np
         >>> baseline_trials(np.log([[1.0], [1.0]])).tolist()   # one class, equal speeds
         [0.5, 0.5]
+        >>> p = np.array([[0.5, 1.0], [1.0, 1.0]])             # class 0 fails half of space 0
+        >>> baseline_trials(np.log(p), log_success=np.log(p)).tolist()
+        [0.375, 0.5]
     """
     L = np.nan_to_num(np.asarray(log_speed, dtype=float))
     S, C = L.shape
     cap = np.ones(C) if capacity is None else np.clip(np.asarray(capacity, dtype=float).reshape(C), 0, None)
     cap = cap / cap.sum() if cap.sum() > 0 else np.full(C, 1.0 / C)
-    speed = np.exp(L - L.max())
-    per_class = cap / (S * (1.0 / speed).mean(axis=0))
-    return np.full(S, float(per_class.sum()))
+    ls = np.zeros_like(L) if log_success is None else np.nan_to_num(np.asarray(log_success, dtype=float))
+    ls = np.minimum(ls, 0.0)
+    speed = np.exp(L - L.max())                       # successful trials per second
+    runtime = np.exp(ls) / speed                      # seconds per trial, failed or not
+    per_pick = cap / (S * runtime.mean(axis=0))       # picks of each space per second, per class
+    return (per_pick[None, :] * np.exp(ls)).sum(axis=1)
 
 
 def guarantee_baseline(score: np.ndarray, log_speed: np.ndarray, capacity: np.ndarray | None = None,

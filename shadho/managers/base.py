@@ -187,6 +187,13 @@ class ExecutionManager(ABC):
         """Live figures for progress displays: ``workers``, ``running``, ``queued``."""
         return {}
 
+    def take_starts(self) -> list[tuple[int, float | None]]:
+        """``(trial id, epoch seconds)`` for the trials whose task began running on a worker
+        since the last call (None: it went back to a queue). The driver stores them as the
+        trials' ``task_start_time`` before the outcomes of the same round, so a results file
+        read mid-search tells running tasks from queued ones. Default: none known."""
+        return []
+
     @property
     @abstractmethod
     def in_flight(self) -> int:

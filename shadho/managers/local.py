@@ -164,6 +164,7 @@ class LocalManager(ExecutionManager):
         self._tmp: str | None = None
         self._slots: dict[str | None, int] = {}
         self._ctx = mp.get_context("fork")
+        self._starts: list[tuple[int, float | None]] = []
 
     def start(self, settings: RunSettings) -> None:
         self._settings = settings
@@ -197,10 +198,16 @@ class LocalManager(ExecutionManager):
         memory = class_memory_mb(self._settings.compute_classes, task.compute_class, self.memory_mb)
         proc = self._ctx.Process(target=_child, args=(self._settings.objective, task, self._settings,
                                                       wfd, log, memory), daemon=True)
+        now = time.time()  # before the fork: the child may start its first trial before we run again
         proc.start()
         os.close(wfd)
         os.set_blocking(rfd, False)
-        self._running[task.task_id] = _Running(task, proc, rfd, log, time.time())
+        self._running[task.task_id] = _Running(task, proc, rfd, log, now)
+        self._starts.extend((tid, now) for tid, _ in task.trials)  # no queue here: it runs at once
+
+    def take_starts(self) -> list[tuple[int, float | None]]:
+        out, self._starts = self._starts, []
+        return out
 
     def _read(self, r: _Running) -> list[TrialOutcome]:
         out: list[TrialOutcome] = []

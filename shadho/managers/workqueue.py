@@ -34,6 +34,7 @@ from typing import Any, Sequence
 from shadho.compute import ComputeClass
 from shadho.errors import BackendUnavailableError, WorkerError
 from shadho.managers import packaging, tmpdirs, wq_pool, wq_results
+from shadho.managers.wq_starts import StartWatch
 from shadho.managers.base import (ExecutionManager, RunSettings, TaskSpec, TrialOutcome, class_memory_mb,
                                   queue_margin)
 from shadho.managers.local_workers import LocalWorkers
@@ -85,6 +86,7 @@ class _Pending:
     category: str
     seq: int = 0                      # submission order: Work Queue's tie-break (see _wq_priority)
     priority: float = 0.0             # the scheduler's priority, before the tie-break
+    started: float | None = None      # when Work Queue began running it (see wq_starts)
 
 
 def _wq_priority(priority: float, seq: int) -> float:
@@ -149,6 +151,7 @@ class WorkQueueManager(ExecutionManager):
         self._per_class: dict[str | None, int] = {}
         self._seq = 0
         self._runs = wq_results.RunCounter(int(self.options["max_runs"]))
+        self._starts = StartWatch()
         self.port: int | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -339,7 +342,11 @@ class WorkQueueManager(ExecutionManager):
             if n >= 1000:
                 break
             t = self._q.wait(0)
+        self._starts.poll(self._wq, self._q, self._pending)
         return out
+
+    def take_starts(self) -> list[tuple[int, float | None]]:
+        return self._starts.take()
 
     def _collect(self, t: Any) -> list[TrialOutcome]:
         p = self._pending.pop(t.id, None)
@@ -347,6 +354,7 @@ class WorkQueueManager(ExecutionManager):
             return []
         key = p.spec.compute_class
         self._per_class[key] -= 1
+        self._starts.collected(p, t)
         self._runs.ran([tid for tid, _ in p.trials], wq_results.tries(t))
         try:
             out = wq_results.outcomes(self._wq, t, self._settings, p.spec.compute_class, p.trials,
