@@ -101,6 +101,18 @@ def bracket_by_counts(counts: Sequence[int], n_started: int, fidelity: Fidelity)
     return max(range(len(weights)), key=lambda b: (weights[b] * n - counts[b], -b))
 
 
+def _new_job(results: Sequence[RungResult], pending: Sequence[Job], fidelity: Fidelity) -> Job:
+    """A new configuration, in the bracket furthest below its share."""
+    first: dict[int, int] = {}
+    for r in results:
+        first.setdefault(r.config, r.bracket)
+    for j in pending:
+        if j.config is not None:
+            first.setdefault(j.config, j.bracket)
+    b = choose_bracket(list(first.values()) + [j.bracket for j in pending if j.config is None], fidelity)
+    return Job(None, b, b)
+
+
 def next_job(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fidelity) -> Job:
     """What the next free slot runs: a promotion when one is due (the highest rung first,
     over all brackets), else a new configuration in the bracket :func:`choose_bracket` picks.
@@ -117,14 +129,7 @@ def next_job(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fi
             best = jobs[0]
     if best is not None:
         return best
-    first: dict[int, int] = {}
-    for r in results:
-        first.setdefault(r.config, r.bracket)
-    for j in pending:
-        if j.config is not None:
-            first.setdefault(j.config, j.bracket)
-    b = choose_bracket(list(first.values()) + [j.bracket for j in pending if j.config is None], fidelity)
-    return Job(None, b, b)
+    return _new_job(results, pending, fidelity)
 
 
 def candidates(results: Iterable[RungResult], pending: Iterable[Job], fidelity: Fidelity) -> list[Job]:
@@ -142,11 +147,4 @@ def candidates(results: Iterable[RungResult], pending: Iterable[Job], fidelity: 
     results, pending = list(results), list(pending)
     promotions = [j for b in fidelity.bracket_rungs for j in promotable(results, pending, fidelity, b)]
     promotions.sort(key=lambda j: -j.rung)  # stable: brackets, then the rule's best-first order
-    first: dict[int, int] = {}
-    for r in results:
-        first.setdefault(r.config, r.bracket)
-    for j in pending:
-        if j.config is not None:
-            first.setdefault(j.config, j.bracket)
-    b = choose_bracket(list(first.values()) + [j.bracket for j in pending if j.config is None], fidelity)
-    return promotions + [Job(None, b, b)]
+    return promotions + [_new_job(results, pending, fidelity)]
