@@ -86,10 +86,16 @@ def _routed_job(study: "Study", routes: RungRouter, busy: set[int], class_key: s
     jobs = book.candidates(busy)
     if space is not None:
         jobs = [j for j in jobs if j.config is None or book.configs[j.config][0] == space.id]
-    new_space = space if space is not None else study.space_by_id[study.scheduler.pick(class_key, study._rng)]
-    job = routes.choose(jobs, class_key, lambda j: new_space.id if j.config is None else book.configs[j.config][0],
+    picked: list[SearchSpace] = [space] if space is not None else []
+
+    def new_space() -> SearchSpace:  # picked only when asked: a pick counts toward the scheduler's parallelism
+        if not picked:
+            picked.append(study.space_by_id[study.scheduler.pick(class_key, study._rng)])
+        return picked[0]
+
+    job = routes.choose(jobs, class_key, lambda j: new_space().id if j.config is None else book.configs[j.config][0],
                         study._rng)
-    return job, (new_space if job.config is None else space)
+    return job, (new_space() if job.config is None else space)
 
 
 def router(study: "Study") -> RungRouter | None:
