@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sqlite3
 import statistics
@@ -174,20 +175,63 @@ def dead_times(db: str, cut: str, t0: float, half: float, end: float,
     return out
 
 
+def pair_counts(db: str, lo: float, hi: float) -> dict[str, int]:
+    """COMPLETE trials finished in (lo, hi] per (space, class) pair, keyed ``'space@class'``."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT s.name, t.compute_class, COUNT(*) FROM trials t JOIN spaces s "
+                           "ON s.space_id = t.space_id AND s.experiment_id = t.experiment_id WHERE t.state='COMPLETE' "
+                           "AND t.finish_time > ? AND t.finish_time <= ? GROUP BY s.name, t.compute_class",
+                           (lo, hi)).fetchall()
+    finally:
+        con.close()
+    return {f"{n}@{c}": int(k) for n, c, k in rows}
+
+
+def pair_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Per seed and (space, class) pair: COMPLETE trials of the real first half, of the real
+    second half and the plan's (median, low-high) for the second half (``--pairs``)."""
+    out = ["per (space, class) pair, COMPLETE trials: real first half / real second half / planned second half"
+           " (median, low-high of the simulations)"]
+    for r in rows:
+        keys = sorted(set(r["pairs_first"]) | set(r["pairs_second"]) | set(r["pairs_plan"]))
+        cells = []
+        for k in keys:
+            p = r["pairs_plan"].get(k)
+            plan = f"{p.mid:.0f} ({p.low:.0f}-{p.high:.0f})" if p is not None else "-"
+            cells.append(f"{k} {r['pairs_first'].get(k, 0)}/{r['pairs_second'].get(k, 0)}/{plan}")
+        out.append(f"  seed {r['seed']}: " + "; ".join(cells))
+    return out
+
+
 def sha256(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()
 
 
 def one_seed(seed: int, seconds: float, pool_text: str, samples: int, table_data: dict[str, Any],
-             scale: float, profile: str) -> dict[str, Any]:
+             scale: float, profile: str, reuse: str | None = None) -> dict[str, Any]:
+    """One real search (or the kept one in folder ``reuse``), cut at half time, and its plans."""
     import shadho
 
     pool = parse_pool(pool_text)
-    tmp = tempfile.mkdtemp(prefix="shadho-bench-plan-")
-    db, cut = os.path.join(tmp, "r.db"), os.path.join(tmp, "cut.db")
-    t0 = real_search(db, seed, seconds, pool, table_data, scale, profile)
+    if reuse is None:
+        tmp = tempfile.mkdtemp(prefix="shadho-bench-plan-")
+        db = os.path.join(tmp, "r.db")
+        t0 = real_search(db, seed, seconds, pool, table_data, scale, profile)
+        with open(os.path.join(tmp, "meta.json"), "w") as fh:
+            json.dump({"seed": seed, "t0": t0, "seconds": seconds, "pool": pool_text, "scale": scale,
+                       "profile": profile}, fh)
+    else:  # plan again from a kept real run (diagnostics: a planner change on the same real data)
+        tmp, db = reuse, os.path.join(reuse, "r.db")
+        with open(os.path.join(tmp, "meta.json")) as fh:
+            meta = json.load(fh)
+        t0, seed, seconds, pool_text = meta["t0"], meta["seed"], meta["seconds"], meta["pool"]
+        pool = parse_pool(pool_text)
+    cut = os.path.join(tmp, "cut.db")
     half, end = t0 + seconds / 2, t0 + seconds
+    if os.path.exists(cut):
+        os.remove(cut)
     cut_copy(db, cut, half)
     real = completions(db, half, end)
     before = sha256(cut)
@@ -206,7 +250,9 @@ def one_seed(seed: int, seconds: float, pool_text: str, samples: int, table_data
            "double": b.throughput.mid / a.throughput.mid, "double_bound": b.master_bound,
            "big_bound": c.master_bound, "big_ms": c.master_ms_per_trial.mid, "big_load": c.master_load.mid,
            "observed_pool": p1.observed_pool, "unseen": unseen,
-           "dead": dead_times(db, cut, t0, half, end, list(pool))}
+           "dead": dead_times(db, cut, t0, half, end, list(pool)), "dir": tmp,
+           "pairs_first": pair_counts(db, t0, half), "pairs_second": pair_counts(db, half, end),
+           "pairs_plan": {k: v.scaled(seconds / 2 / 3600) for k, v in a.per_pair.items()}}
     for cls in pool:
         pred = a.per_class[cls].scaled(seconds / 2 / 3600)
         row["per_class"][cls] = (real.get(cls, 0), pred)
@@ -224,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=5, help="simulations per plan")
     ap.add_argument("--profile", choices=sorted(SPEEDS), default="two", help="kernel speeds per class")
     ap.add_argument("--out", default=os.path.join(RESULTS, "plan.txt"))
+    ap.add_argument("--pairs", action="store_true",
+                    help="also print COMPLETE trials per (space, class) pair: real halves and plan")
+    ap.add_argument("--reuse", nargs="+", metavar="DIR",
+                    help="plan again from kept real runs (the folders the rows name) instead of running")
     args = ap.parse_args(argv)
     table = H.load_models(False)
     rows = []
@@ -234,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
              "the real second half's completions",
              f"{'seed':>4} {'real':>5} {'pred (low-high)':>18} {'ratio':>6}  per class real/pred ratio"
              f"{'':>18} 2x/1x  10k: bound ms/trial load  plan s  pairs never run by the cut"]
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        r = one_seed(seed, args.seconds, args.pool, args.samples, table.data, args.scale, args.profile)
+    runs = ([(None, d) for d in args.reuse] if args.reuse
+            else [(s, None) for s in range(args.first_seed, args.first_seed + args.seeds)])
+    for seed, reuse in runs:
+        r = one_seed(seed if seed is not None else -1, args.seconds, args.pool, args.samples, table.data,
+                     args.scale, args.profile, reuse)
+        seed = r["seed"]
         rows.append(r)
         ratio = r["pred"].mid / max(1, r["real"]["total"])
         per = "  ".join(f"{c} {n}/{p.mid:.0f} {p.mid / max(1, n):.2f}" for c, (n, p) in r["per_class"].items())
@@ -262,8 +316,16 @@ def main(argv: list[str] | None = None) -> int:
                  + "; ".join(f"seed {r['seed']} " + " ".join(f"{c} {a:.2f}/{b:.2f}/{d:.2f}"
                                                            for c, (a, b, d) in r["dead"].items()) for r in rows))
     seeds = f" --first-seed {args.first_seed}" if args.first_seed else ""
-    lines.append(f"  command: python bench/plan.py --seeds {args.seeds}{seeds} --seconds {args.seconds:g} "
-                 f"--pool {args.pool} --scale {args.scale:g} --samples {args.samples} --profile {args.profile}")
+    if args.reuse:
+        lines.append("  command: python bench/plan.py " + " ".join(sys.argv[1:] if argv is None else argv)
+                     + "  (planned again from kept real runs: no new real search)")
+    else:
+        lines.append(f"  command: python bench/plan.py --seeds {args.seeds}{seeds} --seconds {args.seconds:g} "
+                     f"--pool {args.pool} --scale {args.scale:g} --samples {args.samples} --profile {args.profile}"
+                     + (" --pairs" if args.pairs else ""))
+    lines.append("  real runs kept in: " + " ".join(r["dir"] for r in rows))
+    if args.pairs:
+        lines += pair_table(rows)
     print("\n".join(lines[len(rows) + 2:]))
     os.makedirs(RESULTS, exist_ok=True)
     with open(args.out, "w") as fh:

@@ -366,10 +366,3 @@ class LearnedModel:
         z = (self.spaces[s].encode(params) - lo) / width
         d2 = np.where(ok, ((Z - z) ** 2).sum(axis=1), np.inf)
         return float(losses[int(np.argmin(d2))])
-
-    def warm_results(self, limit: int | None = None) -> list[tuple[str, str, float | None, float | None, bool]]:
-        """The observed trials as ``Scheduler.warm_start`` takes them (newest ``limit``)."""
-        ts = self.trials if limit is None else (self.trials[-limit:] if limit > 0 else [])
-        return [(self.new_id[t.space_id], t.compute_class or DEFAULT_CLASS, t.runtime,
-                 t.loss if t.state == TrialState.COMPLETE else None, t.state == TrialState.COMPLETE)
-                for t in ts]

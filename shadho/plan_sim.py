@@ -2,7 +2,8 @@
 
 :func:`run_once` copies the search's history into a temporary results file, runs
 :func:`shadho.sim.simulate` on it (the driver, the search's sampler, the real
-scheduler warm-started with everything the search measured, Work Queue's per-class
+scheduler rebuilt from that history as a resumed master rebuilds it: each finished trial
+learned once, the classes declared with the search's cores and GPUs; Work Queue's per-class
 queues, the search's trials per task and each class's measured dead time per task) and returns the new trials on
 the virtual clock, with what the master spent per trial.
 
@@ -78,9 +79,30 @@ def seed_history(path: str, model: LearnedModel, limit: int) -> int:
         store.close()
 
 
+def declared_classes(settings: Mapping[str, Any], slots: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The simulated classes as the search declared them (their cores and GPUs: the
+    scheduler's prior on their speeds, :attr:`~shadho.compute.ComputeClass.declared_speed`);
+    a class the file does not describe (an older file, an assumed class) gets one core.
+
+    >>> declared_classes({"class_resources": {"big": {"cores": 2, "gpus": 1}}}, {"big": 1, "new": 2})
+    [{'name': 'big', 'resource': 'cores', 'value': 2, 'gpus': 1}, {'name': 'new', 'resource': 'cores', 'value': 1}]
+    """
+    described = settings.get("class_resources")
+    described = described if isinstance(described, Mapping) else {}
+    out = []
+    for name in slots:
+        res = described.get(name)
+        res = res if isinstance(res, Mapping) else {}
+        cores, gpus = res.get("cores"), res.get("gpus")
+        ok = isinstance(cores, (int, float)) and not isinstance(cores, bool) and cores > 0
+        out.append({"name": name, "resource": "cores", "value": cores if ok else 1,
+                    **({"gpus": int(gpus)} if isinstance(gpus, (int, float)) and gpus > 0 else {})})
+    return out
+
+
 def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[str, int],
              heuristics: bool, n_new: int, draw: Draw, seed: int, settings: Mapping[str, Any],
-             warm_limit: int, busy: Mapping[str, list[float]] | None = None,
+             busy: Mapping[str, list[float]] | None = None,
              queued: Mapping[str, list[Any]] | None = None) -> SimRun:
     """Simulate ``n_new`` more trials of the search on ``slots`` (class -> trial slots),
     with ``busy`` slots held for those seconds first (trials running when the plan is made)
@@ -90,7 +112,6 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
     tmp = tempfile.mkdtemp(prefix="shadho-plan-")
     db = os.path.join(tmp, "plan.db")
     shutil.copyfile(history_db, db)
-    warm = model.warm_results(warm_limit)
     # The simulated master resumes the planner's temporary copy and says so on stderr: that
     # line is about the copy, not the user's search, so it is kept unless the run fails.
     said = io.StringIO()
@@ -101,7 +122,7 @@ def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[
                            use_uncertainty=heuristics, noise=0.0, failure_rate=model.failure_fn(draw),
                            seed=seed, backend=db, exp_key=_EXP, queue_margin="auto",
                            task_overhead={c: model.dead[c] for c in slots},
-                           prepare_scheduler=lambda s: s.warm_start(warm) if hasattr(s, "warm_start") else None,
+                           compute_classes=declared_classes(settings, slots),
                            busy=dict(busy or {}), queued=dict(queued or {}),
                            hyperparameters_per_task=model.trials_per_task)
     except BaseException:

@@ -38,7 +38,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -110,6 +110,8 @@ class Prediction:
     master_load: Range                # master time the pool's demand needs, per second
     master_bound: bool
     notes: tuple[str, ...] = ()
+    #: Successful trials per hour of each (space, class) pair, keyed ``'space@class'``.
+    per_pair: dict[str, Range] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
         for w in waiting:
             queued.setdefault(str(w.work.compute_class), []).append(w.work)
         run = run_once(model, history[0], history[1], sim_slots, heuristics, n_new,
-                       draw, seed + i, settings, opts["warm_limit"], busy, queued)
+                       draw, seed + i, settings, busy, queued)
         carried += [c for w in waiting if (c := w.carried(run.queued_starts.get(w.work.ref))) is not None]
         window = run.makespan if (horizon is None or extrapolated) else horizon
         if horizon is not None and not extrapolated and run.makespan < horizon:
@@ -242,15 +244,15 @@ def _assemble(model: LearnedModel, pool: dict[str, tuple[int, int]], real: Mappi
         n_ok = len(done) + len(ok)
         out = {"trials": n_ok * per_h * hours_win, "throughput": n_ok * per_h,
                "per_space": {n: 0.0 for n in model.names}, "per_class": {c: 0.0 for c in real},
+               "per_pair": {(n, c): 0.0 for n in model.names for c in real},
                "util": {c: k * busy.get(c, 0.0) / (run.slots[c] * max(window, 1e-9)) for c in real},
                "master_ms": 1e3 * master_s, "sched_ms": 1e3 * sched_s, "load": load, "hours": hours_win}
         names = {s.id: s.name for s in model.spaces}
-        for t in done:
-            out["per_space"][names[t.space_id]] += per_h
-            out["per_class"][t.compute_class or "default"] += per_h
-        for c in ok:
-            out["per_space"][model.names[c.space]] += per_h
-            out["per_class"][c.cls] += per_h
+        for space, cls in [(names[t.space_id], t.compute_class or "default") for t in done] + [
+                (model.names[c.space], c.cls) for c in ok]:
+            out["per_space"][space] += per_h
+            out["per_class"][cls] += per_h
+            out["per_pair"][(space, cls)] += per_h
         if n_trials is not None:
             out["finish"] = n_trials / (rate * k) / 3600.0 if rate > 0 else math.inf
         out["cost"] = sum(pool[c][0] * prices.get(c, 0.0) for c in real) * hours_win if prices else None
@@ -274,7 +276,9 @@ def _assemble(model: LearnedModel, pool: dict[str, tuple[int, int]], real: Mappi
         time_to_finish=rng_of("finish") if n_trials is not None else None,
         cost=rng_of("cost") if prices else None,
         master_ms_per_trial=rng_of("master_ms", True), scheduler_ms_per_trial=rng_of("sched_ms", False),
-        master_load=rng_of("load", True), master_bound=bound, notes=tuple(notes))
+        master_load=rng_of("load", True), master_bound=bound, notes=tuple(notes),
+        per_pair={f"{n}@{c}": Range.of([r["per_pair"][(n, c)] for r in per_run], n in a_spaces or c in a_classes)
+                  for n, c in per_run[0]["per_pair"]})
 
 
 def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial], settings: Mapping[str, Any],
@@ -312,8 +316,7 @@ def plan_trials(space_rows: Sequence[Mapping[str, Any]], trials: Sequence[Trial]
     if missing:
         raise ValueError(f"no price for class(es) {', '.join(missing)}: give every pool class a price "
                          "in --cost CLASS=PRICE_PER_HOUR,...")
-    opts = {"max_sim_trials": int(max_sim_trials), "max_sim_workers": int(max_sim_workers),
-            "warm_limit": int(history)}
+    opts = {"max_sim_trials": int(max_sim_trials), "max_sim_workers": int(max_sim_workers)}
     tmp = tempfile.mkdtemp(prefix="shadho-plan-history-")
     try:
         db = os.path.join(tmp, "history.db")

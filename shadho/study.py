@@ -62,6 +62,9 @@ def open_store(settings: SearchSettings, spaces: Sequence[SearchSpace], classes:
     recorded = {"method": method if isinstance(method, str) else repr(method),
                 "max_tasks": settings.max_tasks, "timeout": settings.timeout, "seed": settings.seed,
                 "compute_classes": [c.name for c in classes], "use_complexity": settings.use_complexity,
+                # Each class's declared allocation: the scheduler's prior on its speed, which
+                # ``shadho plan`` gives the simulated classes too.
+                "class_resources": {c.name: c.resources for c in classes},
                 "use_uncertainty": settings.use_uncertainty,
                 "spaces": [s.name for s in spaces], "space_ids": [s.id for s in spaces],
                 "fidelity": settings.fidelity.to_dict() if settings.fidelity is not None else None}

@@ -441,3 +441,59 @@ def test_dead_time_of_a_class_with_few_tasks_cut_with_tasks_in_flight(last_task)
     assert len(_task_gaps(done, t["first"] + 0.5 * t["span"], *in_flight_marks(running, done))) < MIN_GAPS
     assert t["dead"] == pytest.approx(0.4, abs=0.2)
     assert class_timing(done)["dead"] > 1.5  # blind to the tasks in flight
+
+
+def test_simulated_scheduler_learns_each_finished_trial_once(searched, monkeypatch):
+    """The simulated master resumes the history as a restarted master does: every finished
+    trial reaches its scheduler once (a second warm start on top of the resume's replay
+    counted each twice, and the F test and shrinkage then routed another way)."""
+    from shadho.heuristics.scheduler import Scheduler
+
+    db, _ = searched
+    rows, ts, settings = records(db)
+    finished = sum(t.state.finished for t in ts)
+    seen = []
+    orig = Scheduler.warm_start
+
+    def spy(self, results):
+        n = orig(self, results)
+        seen.append(float(self.runtimes.tries.sum()))
+        return n
+
+    monkeypatch.setattr(Scheduler, "warm_start", spy)
+    plan_trials(rows, ts, settings, pool="small=3,big=2", hours=0.01, samples=2, seed=0)
+    assert seen and all(n == finished for n in seen), (seen, finished)
+
+
+def test_simulated_classes_are_declared_as_the_search_declared_them(searched, monkeypatch):
+    """The scheduler's prior on class speeds comes from declared cores/GPUs: the simulated
+    classes carry the search's (recorded in its settings), not one core each."""
+    from shadho.heuristics.scheduler import Scheduler
+
+    db, _ = searched
+    rows, ts, settings = records(db)
+    assert settings["class_resources"] == {"small": {"cores": 1}, "big": {"cores": 4}}
+    declared = []
+    orig = Scheduler.__init__
+
+    def spy(self, spaces_, classes, **kw):
+        declared.append({c.name: c.declared_speed for c in classes})
+        orig(self, spaces_, classes, **kw)
+
+    monkeypatch.setattr(Scheduler, "__init__", spy)
+    plan_trials(rows, ts, settings, pool="small=3,big=2", hours=0.01, samples=1, seed=0)
+    assert declared and all(d == {"small": 1.0, "big": 4.0} for d in declared), declared
+    old = {k: v for k, v in settings.items() if k != "class_resources"}  # a file from before
+    declared.clear()
+    plan_trials(rows, ts, old, pool="small=3,big=2", hours=0.01, samples=1, seed=0)
+    assert declared and all(d == {"small": 1.0, "big": 1.0} for d in declared), declared
+
+
+def test_plan_gives_completions_per_space_and_class(searched):
+    db, _ = searched
+    rows, ts, settings = records(db)
+    pred = plan_trials(rows, ts, settings, pool="small=3,big=2", hours=0.05, samples=2, seed=0).prediction
+    assert set(pred.per_pair) == {f"{s}@{c}" for s in ("heavy", "light") for c in ("small", "big")}
+    for c in ("small", "big"):
+        total = sum(pred.per_pair[f"{s}@{c}"].mid for s in ("heavy", "light"))
+        assert total == pytest.approx(pred.per_class[c].mid), (c, pred.per_pair)  # medians of 2: means
