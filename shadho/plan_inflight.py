@@ -26,7 +26,11 @@ ahead of new tasks of equal priority and re-prioritised with them as Work Queue'
 queue is (:func:`queue_up`, :class:`~shadho.sim.QueuedWork`): its trials take fresh
 draws, and it starts when the simulated master's queue reaches it. Each trial of
 either that ends inside the window counts as a completion (or a failure, at the
-pair's failure rate). "Now" is the latest start or finish the file records (a plan of
+pair's failure rate). When a task of either kind ends, the simulated scheduler learns its
+trials (runtime, success, and the loss of the nearest observed trial to each trial's
+point) as the real one learns a returned task: a queued task of a pair the cut never ran
+(a class's first linear task, say) teaches the simulated scheduler that pair's runtime,
+as it taught the real one, instead of leaving the pair at its guess for the whole plan. "Now" is the latest start or finish the file records (a plan of
 an old file reads it as it was; a submission is not used, as the simulator stamps
 those on the wall clock and the rest on its virtual one).
 """
@@ -34,14 +38,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from shadho.sim import QueuedWork
 from shadho.trial import Trial, TrialState
 
-__all__ = ["InFlight", "Carried", "Waiting", "find_in_flight", "carry", "queue_up"]
+__all__ = ["InFlight", "Carried", "Waiting", "find_in_flight", "carry", "queue_up", "as_work"]
 
 #: Tries at drawing a runtime longer than the elapsed one before taking a small overrun.
 _TRIES = 64
@@ -59,6 +63,7 @@ class InFlight:
     trials: int = 1
     age: float = 0.0
     queued: bool = False
+    points: tuple[tuple[float, ...], ...] = ()  # its unfinished trials' encoded points, current first
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Carried:
     ends: tuple[float, ...]
     oks: tuple[bool, ...]
     start: float = 0.0
+    runtimes: tuple[float, ...] = ()  # each trial's whole runtime (the current one's too)
+    points: tuple[tuple[float, ...], ...] = ()
 
     @property
     def remaining(self) -> float:
@@ -97,7 +104,7 @@ class Waiting:
         if start is None:
             return None
         ends = tuple(float(start + e) for e in np.cumsum(self.runtimes))
-        return Carried(self.space, str(self.work.compute_class), ends, self.oks, float(start))
+        return Carried(self.space, str(self.work.compute_class), ends, self.oks, float(start), self.runtimes)
 
 
 def file_now(trials: Iterable[Trial]) -> float | None:
@@ -115,7 +122,7 @@ def find_in_flight(trials: Iterable[Trial], space_index: Mapping[str, int],
     ...       Trial(2, "s", "a", S.RUNNING, {}, submit_time=0.0, compute_class="cpu"),
     ...       Trial(3, "s", "a", S.COMPLETE, {}, submit_time=2.0, start_time=2.0, finish_time=9.0, compute_class="cpu")]
     >>> find_in_flight(ts, {"a": 0}, ["cpu"], "default")
-    [InFlight(space=0, cls='cpu', elapsed=5.0, trials=1, age=9.0, queued=False)]
+    [InFlight(space=0, cls='cpu', elapsed=5.0, trials=1, age=9.0, queued=False, points=((),))]
     >>> ts += [Trial(4, "s", "a", S.RUNNING, {}, submit_time=3.0, task_start_time=5.0, compute_class="cpu"),
     ...        Trial(5, "s", "a", S.RUNNING, {}, submit_time=6.0, compute_class="cpu")]
     >>> [(f.elapsed, f.queued) for f in find_in_flight(ts, {"a": 0}, ["cpu"], "default")]
@@ -138,12 +145,14 @@ def find_in_flight(trials: Iterable[Trial], space_index: Mapping[str, int],
         ends = [float(t.finish_time) for t in ts if t.state.finished and t.finish_time is not None]
         starts = [float(v) for t in ts for v in (t.task_start_time, t.start_time if t.state == TrialState.RUNNING else None)
                   if v is not None]
+        points = tuple(tuple(t.x) for t in sorted(running, key=lambda t: t.id))
         if not ends and not starts:
             if records_starts:  # not started: waiting in its class's queue
-                out.append(InFlight(space_index[space], cls, 0.0, len(running), now - submitted, True))
+                out.append(InFlight(space_index[space], cls, 0.0, len(running), now - submitted, True, points))
             continue  # an older file: queued or running, it cannot tell (see the module docstring)
         began = max([submitted] + starts + ends)
-        out.append(InFlight(space_index[space], cls, max(0.0, now - began), len(running), now - submitted))
+        out.append(InFlight(space_index[space], cls, max(0.0, now - began), len(running), now - submitted,
+                            points=points))
     return out
 
 
@@ -176,29 +185,50 @@ def carry(items: Iterable[InFlight], mu: np.ndarray, cidx: Mapping[str, int], sd
         c = cidx[cls]
         for it in its:
             m, p = float(mu[it.space, c]), float(fail[it.space, c])
-            t = _longer_than(m, sd, it.elapsed, rng) - it.elapsed
-            ends = [t]
-            for _ in range(it.trials - 1):
-                t += math.exp(m + sd * float(rng.standard_normal()))
-                ends.append(t)
-            out.append(Carried(it.space, cls, tuple(ends), tuple(not (rng.random() < p) for _ in ends)))
+            runs = [_longer_than(m, sd, it.elapsed, rng)]
+            runs += [math.exp(m + sd * float(rng.standard_normal())) for _ in range(it.trials - 1)]
+            ends = tuple(float(e) for e in np.cumsum(runs) - it.elapsed)
+            out.append(Carried(it.space, cls, ends, tuple(not (rng.random() < p) for _ in ends),
+                               runtimes=tuple(runs), points=it.points))
     return out
 
 
 def queue_up(items: Iterable[InFlight], space_ids: Sequence[str], mu: np.ndarray, cidx: Mapping[str, int],
              sd: float, fail: np.ndarray, slots: Mapping[str, int], scale: float,
-             rng: np.random.Generator) -> list[Waiting]:
+             rng: np.random.Generator, loss: Callable[[int, Sequence[float]], float] | None = None
+             ) -> list[Waiting]:
     """One simulation's queued tasks, oldest first (see the module docstring):
-    ``space_ids`` are the simulated spaces' ids, the rest as in :func:`carry`."""
+    ``space_ids`` are the simulated spaces' ids, ``loss(space, point)`` a trial's loss (the
+    results the simulated scheduler learns when a task ends), the rest as in :func:`carry`."""
     out: list[Waiting] = []
     for cls, its in _kept(items, slots, scale, queued=True).items():
         c = cidx[cls]
         for it in its:
             m, p = float(mu[it.space, c]), float(fail[it.space, c])
             runs = tuple(math.exp(m + sd * float(rng.standard_normal())) for _ in range(it.trials))
-            work = QueuedWork(len(out), space_ids[it.space], cls, float(sum(runs)))
-            out.append(Waiting(work, it.space, runs, tuple(not (rng.random() < p) for _ in runs)))
+            oks = tuple(not (rng.random() < p) for _ in runs)
+            work = QueuedWork(len(out), space_ids[it.space], cls, float(sum(runs)),
+                              results=_results(runs, oks, it.space, it.points, loss))
+            out.append(Waiting(work, it.space, runs, oks))
     return out
+
+
+def _results(runs: Sequence[float], oks: Sequence[bool], space: int, points: Sequence[Sequence[float]],
+             loss: Callable[[int, Sequence[float]], float] | None) -> tuple[tuple[float, float | None, bool], ...]:
+    """(runtime, loss, ok) of each trial, as :class:`~shadho.sim.QueuedWork` takes them; no
+    loss when its point is unknown (the scheduler still learns the runtime)."""
+    out = []
+    for i, (r, ok) in enumerate(zip(runs, oks)):
+        known = loss is not None and ok and i < len(points)
+        out.append((float(r), loss(space, points[i]) if known else None, bool(ok)))
+    return tuple(out)
+
+
+def as_work(c: Carried, space_id: str, loss: Callable[[int, Sequence[float]], float] | None = None) -> QueuedWork:
+    """A running task's future as :class:`~shadho.sim.QueuedWork` for a busy worker: its
+    slot's remaining seconds, its trials' results learned when it ends."""
+    return QueuedWork(-1, space_id, c.cls, c.remaining,
+                      results=_results(c.runtimes, c.oks, c.space, c.points, loss))
 
 
 def _longer_than(mu: float, sd: float, elapsed: float, rng: np.random.Generator) -> float:

@@ -358,11 +358,15 @@ class LearnedModel:
         """The loss of the nearest observed COMPLETE trial of the params' space."""
         (name, _), = params.items()
         s = self.names.index(name)
-        losses = self.replay[s][3]
+        return self.loss_near(s, self.spaces[s].encode(params))
+
+    def loss_near(self, s: int, x: Sequence[float]) -> float:
+        """The loss of the observed COMPLETE trial of space ``s`` nearest the encoded point
+        ``x`` (the median loss when it has none, or ``x`` is not of its dimension)."""
+        lo, width, Z, losses, _ = self.replay[s]
         ok = np.isfinite(losses)
-        if not ok.any():
+        if not ok.any() or len(x) != self.spaces[s].dim:
             return self.median_loss
-        lo, width, Z, _, _ = self.replay[s]
-        z = (self.spaces[s].encode(params) - lo) / width
+        z = (np.asarray(x, dtype=float) - lo) / width
         d2 = np.where(ok, ((Z - z) ** 2).sum(axis=1), np.inf)
         return float(losses[int(np.argmin(d2))])

@@ -102,11 +102,11 @@ def declared_classes(settings: Mapping[str, Any], slots: Mapping[str, int]) -> l
 
 def run_once(model: LearnedModel, history_db: str, last_id: int, slots: Mapping[str, int],
              heuristics: bool, n_new: int, draw: Draw, seed: int, settings: Mapping[str, Any],
-             busy: Mapping[str, list[float]] | None = None,
+             busy: Mapping[str, list[Any]] | None = None,
              queued: Mapping[str, list[Any]] | None = None) -> SimRun:
     """Simulate ``n_new`` more trials of the search on ``slots`` (class -> trial slots),
-    with ``busy`` slots held for those seconds first (trials running when the plan is made)
-    and ``queued`` tasks (:class:`~shadho.sim.QueuedWork`) waiting in the classes' queues."""
+    with ``busy`` slots held first (:class:`~shadho.sim.QueuedWork` of the tasks running
+    when the plan is made, or seconds) and ``queued`` tasks (:class:`~shadho.sim.QueuedWork`) waiting in the classes' queues."""
     from shadho.sim import simulate
 
     tmp = tempfile.mkdtemp(prefix="shadho-plan-")

@@ -46,7 +46,7 @@ import numpy as np
 from shadho.errors import StoreError
 from shadho.plan_inputs import format_pool, parse_assume, parse_pool, parse_prices, pool_slots
 from shadho.plan_model import DEFAULT_CLASS, LearnedModel, PlanError
-from shadho.plan_inflight import Carried, InFlight, carry, find_in_flight, queue_up
+from shadho.plan_inflight import Carried, InFlight, as_work, carry, find_in_flight, queue_up
 from shadho.plan_sim import SimRun, class_busy, completions, master_seconds, run_once, seed_history
 from shadho.trial import Trial
 
@@ -200,11 +200,12 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
         draw = model.draw(rng)
         mu = model.mu + draw.offset
         carried = carry(running, mu, model.cidx, model.within_sd, draw.fail, sim_slots, scale, rng)
-        waiting = queue_up(running, [s.id for s in model.spaces], mu, model.cidx, model.within_sd,
-                           draw.fail, sim_slots, scale, rng)
-        busy: dict[str, list[float]] = {}
-        for c in carried:
-            busy.setdefault(c.cls, []).append(c.remaining)
+        ids = [s.id for s in model.spaces]
+        waiting = queue_up(running, ids, mu, model.cidx, model.within_sd, draw.fail, sim_slots, scale, rng,
+                           model.loss_near)
+        busy: dict[str, list[Any]] = {}
+        for c in carried:  # its slot held; its trials' results learned by the scheduler at its end
+            busy.setdefault(c.cls, []).append(as_work(c, ids[c.space], model.loss_near))
         queued: dict[str, list[Any]] = {}
         for w in waiting:
             queued.setdefault(str(w.work.compute_class), []).append(w.work)

@@ -79,17 +79,26 @@ class VirtualClock:
         return self.now
 
 
+#: One trial of work from before the simulation as the scheduler learns it: (runtime in
+#: seconds, loss or None, succeeded).
+Learned = tuple[float, "float | None", bool]
+
+
 @dataclass(frozen=True)
 class QueuedWork:
-    """A task already waiting in a class's queue when the simulation starts (``queued``): it
-    yields no outcomes; once a worker takes it (after the class's task overhead) it holds
-    the worker ``seconds``. ``ref`` names it in :attr:`SimulatedManager.queued_starts`."""
+    """A task already waiting in a class's queue when the simulation starts (``queued``), or
+    still running on a worker (``busy``): it yields no outcomes to the driver; once a worker
+    takes it (after the class's task overhead) it holds the worker ``seconds`` (``busy``:
+    from the start). ``ref`` names it in :attr:`SimulatedManager.queued_starts`. When it
+    ends, its ``results`` go to :attr:`SimulatedManager.learn` (the real master's scheduler
+    learns a task's trials when the task returns)."""
 
     ref: int
     space_id: str
     compute_class: Any
     seconds: float
     trials: tuple[Any, ...] = ()
+    results: tuple[Learned, ...] = ()
 
 
 class SimulatedManager(ExecutionManager):
@@ -111,8 +120,9 @@ class SimulatedManager(ExecutionManager):
         task_overhead: seconds per task before its first trial starts, or a mapping
             class key -> seconds (classes left out: 0).
         busy: class key -> seconds each of that many workers is still busy at the start
-            (work already running, e.g. the trials in flight when a plan is made); those
-            workers yield no outcomes and take tasks once free.
+            (work already running, e.g. the trials in flight when a plan is made), or a
+            :class:`QueuedWork` each (its ``seconds``, its ``results`` learned at its end);
+            those workers yield no outcomes and take tasks once free.
         queued: class key -> :class:`QueuedWork` waiting there at the start, oldest first
             (needs ``queue_margin``): the oldest take the idle workers at once, the rest
             wait ahead of new tasks of equal priority and are re-prioritised with them;
@@ -123,7 +133,7 @@ class SimulatedManager(ExecutionManager):
                  failure_rate: float | Callable[[str, Any], float] = 0.0, seed: int | None = None,
                  clock: VirtualClock | None = None, queue_margin: int | str | None = None,
                  task_overhead: float | Mapping[str | None, float] = 0.0,
-                 busy: Mapping[str | None, Sequence[float]] | None = None,
+                 busy: Mapping[str | None, Sequence[float | QueuedWork]] | None = None,
                  queued: Mapping[str | None, Sequence[QueuedWork]] | None = None,
                  common_noise: bool = False) -> None:
         if not workers or any(int(n) < 0 for n in workers.values()):
@@ -139,6 +149,7 @@ class SimulatedManager(ExecutionManager):
         self._idle = {k: list(range(n))[::-1] for k, n in self.workers.items()}
         self._events: list[tuple[float, int, str | None, int, list[TrialOutcome]]] = []
         self._seq = 0
+        self._learn_at: dict[int, list[tuple[str, Any, float, float | None, bool]]] = {}
         self._objective: Callable[[dict[str, Any]], Any] | None = None
         self.submitted = 0
         if not (queue_margin is None or queue_margin == "auto"
@@ -160,8 +171,13 @@ class SimulatedManager(ExecutionManager):
                                  f"worker(s), {len(secs)} busy ones given")
             for dt in secs:
                 self._seq += 1
-                heapq.heappush(self._events, (max(float(dt), 0.0), self._seq, key, self._idle[key].pop(), []))
+                self._will_learn(dt)
+                seconds = dt.seconds if isinstance(dt, QueuedWork) else float(dt)
+                heapq.heappush(self._events, (max(seconds, 0.0), self._seq, key, self._idle[key].pop(), []))
         self.queued_starts: dict[int, float] = {}
+        #: ``fn([(space_id, class_key, runtime, loss, ok), ...])`` called with the results of
+        #: :class:`QueuedWork` as it ends (``simulate`` sets the scheduler's ``warm_start``).
+        self.learn: Callable[[list[tuple[str, Any, float, float | None, bool]]], Any] | None = None
         self._started: list[tuple[int, float | None]] = []
         for key, works in (queued or {}).items():
             if key not in self._queues or (works and queue_margin is None):
@@ -231,6 +247,7 @@ class SimulatedManager(ExecutionManager):
         self._seq += 1
         if isinstance(task, QueuedWork):  # work from before the simulation: no outcomes
             self.queued_starts[task.ref] = t
+            self._will_learn(task)
             heapq.heappush(self._events, (t + max(task.seconds, 0.0), self._seq, key, w, []))
             return
         self._started.extend((tid, self.clock.now) for tid, _ in task.trials)
@@ -254,6 +271,11 @@ class SimulatedManager(ExecutionManager):
         self.submitted += 1
         heapq.heappush(self._events, (t, self._seq, key, w, outs))
 
+    def _will_learn(self, work: float | QueuedWork) -> None:
+        """Keep the results of the work whose event is pushed next (``self._seq``)."""
+        if isinstance(work, QueuedWork) and work.results:
+            self._learn_at[self._seq] = [(work.space_id, work.compute_class, *r) for r in work.results]
+
     def _trial_rng(self, space_id: str, params: dict, budget: Any) -> np.random.Generator:
         """The noise of one configuration (see ``common_noise``)."""
         text = json.dumps([space_id, params, None if budget is None else budget.value],
@@ -268,12 +290,15 @@ class SimulatedManager(ExecutionManager):
         t = self._events[0][0]
         out: list[TrialOutcome] = []
         self.clock.now = max(self.clock.now, t)
-        freed = set()
+        freed, learned = set(), []
         while self._events and self._events[0][0] <= t:
-            _, _, key, w, outs = heapq.heappop(self._events)
+            _, seq, key, w, outs = heapq.heappop(self._events)
             self._idle[key].append(w)
             freed.add(key)
             out.extend(outs)
+            learned.extend(self._learn_at.pop(seq, ()))
+        if learned and self.learn is not None:
+            self.learn(learned)
         for key in freed:
             self._dispatch(key)
         return out
@@ -332,7 +357,7 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
              queue_margin: int | str | None = None,
              task_overhead: float | Mapping[str | None, float] = 0.0,
              prepare_scheduler: Callable[[Any], None] | None = None,
-             busy: Mapping[str | None, Sequence[float]] | None = None,
+             busy: Mapping[str | None, Sequence[float | QueuedWork]] | None = None,
              queued: Mapping[str | None, Sequence[QueuedWork]] | None = None,
              common_noise: bool = False, pick_seed: int | None = None,
              **options: Any) -> SimResult:
@@ -380,6 +405,8 @@ def simulate(spec: Mapping[str, Any], objective: Callable[[dict[str, Any]], Any]
             prepare_scheduler(study.scheduler)
         timed = _TimedScheduler(study.scheduler)
         study.scheduler = timed  # type: ignore[assignment]
+        if hasattr(timed, "warm_start"):  # earlier work's results: learned, no pick answered
+            manager.learn = timed.warm_start
         t0 = time.perf_counter()
         opt.run()
         wall = time.perf_counter() - t0

@@ -497,3 +497,37 @@ def test_plan_gives_completions_per_space_and_class(searched):
     for c in ("small", "big"):
         total = sum(pred.per_pair[f"{s}@{c}"].mid for s in ("heavy", "light"))
         assert total == pytest.approx(pred.per_class[c].mid), (c, pred.per_pair)  # medians of 2: means
+
+
+def test_in_flight_tasks_teach_the_simulated_scheduler_when_they_end(searched, monkeypatch):
+    """A queued or running task of the cut ends inside the plan: the simulated scheduler
+    learns its trials (as the real one learns a returned task), with the runtime drawn for
+    the pair and the loss of the nearest observed trial. Before, such work held slots and
+    taught nothing, so a pair first run by a task queued at the cut stayed a guess."""
+    from dataclasses import replace
+
+    from shadho.heuristics.scheduler import Scheduler
+
+    db, _ = searched
+    rows, ts, settings = records(db)
+    running = _in_flight(ts, 7.5)
+    queued = [replace(t, id=t.id + 100, submit_time=t.submit_time + 1.0) for t in _in_flight(ts, None)]
+    finished = sum(t.state.finished for t in ts)
+    learned = []
+    orig = Scheduler.warm_start
+
+    def spy(self, results):
+        results = list(results)
+        learned.append((float(self.clock()), results))
+        return orig(self, results)
+
+    monkeypatch.setattr(Scheduler, "warm_start", spy)
+    plan_trials(rows, ts + running + queued, settings, pool="small=3,big=2", hours=12 / 3600, samples=1,
+                heuristics="off")
+    resume, *later = learned
+    assert len(resume[1]) == finished  # the resume's replay: the finished trials, once
+    got = [r for _, rs in later for r in rs]
+    assert len(got) == 6, later  # 3 running + 3 queued tasks of one trial each
+    for _, cls, runtime, loss, ok in got:
+        assert cls == "small" and runtime > 0 and (loss is not None) == ok
+    assert all(t > 0 for t, _ in later)  # learned when the tasks end, not at the start

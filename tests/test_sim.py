@@ -229,3 +229,19 @@ def test_pick_seed_changes_only_where_trials_run(tmp_path):
     for name in a:
         n = min(len(a[name]), len(b[name]))
         assert n >= 10 and a[name][:n] == b[name][:n]
+
+
+def test_work_from_before_the_simulation_is_learned_when_it_ends():
+    """Busy and queued QueuedWork with results: the manager hands them to ``learn`` at the
+    instant the work ends (not before), and yields no outcomes to the driver."""
+    from shadho.sim import QueuedWork, SimulatedManager
+
+    running = QueuedWork(-1, "a", "c", 2.0, results=((5.0, 0.3, True),))
+    waiting = QueuedWork(0, "b", "c", 3.0, results=((1.0, None, False), (2.0, 0.1, True)))
+    m = SimulatedManager({"c": 1}, lambda s, p, c: 1.0, noise=0.0, queue_margin=2,
+                         busy={"c": [running]}, queued={"c": [waiting]})
+    got = []
+    m.learn = lambda rs: got.append((m.clock.now, rs))
+    assert m.wait(1) == [] and got == [(2.0, [("a", "c", 5.0, 0.3, True)])]
+    assert m.wait(1) == [] and got[1] == (5.0, [("b", "c", 1.0, None, False), ("b", "c", 2.0, 0.1, True)])
+    assert m.queued_starts == {0: 2.0}
