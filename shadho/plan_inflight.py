@@ -19,7 +19,8 @@ slots with never-run rbf tasks, and the plan fell to 0.5x of the real second hal
 bench/plan.py.
 
 A running task's current trial's runtime is drawn from the (space, class) pair's
-log-normal (the draw's mean, the model's within-pair spread) given that it has run
+log-normal (the draw's mean plus the residual that the trial's point replays, as a new
+simulated trial there would; the model's within-pair spread) given that it has run
 that long; its later trials take fresh draws; the slot is busy until the last ends
 (:func:`carry`). A queued task goes into its class's simulated queue, oldest first,
 ahead of new tasks of equal priority and re-prioritised with them as Work Queue's
@@ -171,22 +172,36 @@ def _kept(items: Iterable[InFlight], slots: Mapping[str, int], scale: float,
     return out
 
 
+#: ``fn(space, point) -> log-runtime residual`` of a trial at that encoded point
+#: (:meth:`~shadho.plan_model.LearnedModel.residual_near`).
+Residual = Callable[[int, Sequence[float]], float]
+
+
+def _centres(it: InFlight, m: float, resid: Residual | None) -> list[float]:
+    """Log-runtime centre of each of the task's trials: the pair's mean plus, where its
+    point is known, the residual new simulated trials replay there (the kernel's cost
+    depends on its parameters: a task queued with a slow configuration is slow)."""
+    return [m + (resid(it.space, it.points[k]) if resid is not None and k < len(it.points) else 0.0)
+            for k in range(it.trials)]
+
+
 def carry(items: Iterable[InFlight], mu: np.ndarray, cidx: Mapping[str, int], sd: float,
           fail: np.ndarray, slots: Mapping[str, int], scale: float,
-          rng: np.random.Generator) -> list[Carried]:
+          rng: np.random.Generator, resid: Residual | None = None) -> list[Carried]:
     """One simulation's futures of the running tasks (see the module docstring).
 
     ``mu`` holds the draw's log-runtime means (spaces x classes), ``fail`` its failure
-    rates; a class's oldest tasks hold its ``slots``, and a pool simulated ``scale``
-    times smaller keeps that share of them.
+    rates, ``resid`` the residual of a trial's point; a class's oldest tasks hold its
+    ``slots``, and a pool simulated ``scale`` times smaller keeps that share of them.
     """
     out = []
     for cls, its in _kept(items, slots, scale, queued=False).items():
         c = cidx[cls]
         for it in its:
             m, p = float(mu[it.space, c]), float(fail[it.space, c])
-            runs = [_longer_than(m, sd, it.elapsed, rng)]
-            runs += [math.exp(m + sd * float(rng.standard_normal())) for _ in range(it.trials - 1)]
+            first, *rest = _centres(it, m, resid)
+            runs = [_longer_than(first, sd, it.elapsed, rng)]
+            runs += [math.exp(r + sd * float(rng.standard_normal())) for r in rest]
             ends = tuple(float(e) for e in np.cumsum(runs) - it.elapsed)
             out.append(Carried(it.space, cls, ends, tuple(not (rng.random() < p) for _ in ends),
                                runtimes=tuple(runs), points=it.points))
@@ -195,8 +210,8 @@ def carry(items: Iterable[InFlight], mu: np.ndarray, cidx: Mapping[str, int], sd
 
 def queue_up(items: Iterable[InFlight], space_ids: Sequence[str], mu: np.ndarray, cidx: Mapping[str, int],
              sd: float, fail: np.ndarray, slots: Mapping[str, int], scale: float,
-             rng: np.random.Generator, loss: Callable[[int, Sequence[float]], float] | None = None
-             ) -> list[Waiting]:
+             rng: np.random.Generator, loss: Callable[[int, Sequence[float]], float] | None = None,
+             resid: Residual | None = None) -> list[Waiting]:
     """One simulation's queued tasks, oldest first (see the module docstring):
     ``space_ids`` are the simulated spaces' ids, ``loss(space, point)`` a trial's loss (the
     results the simulated scheduler learns when a task ends), the rest as in :func:`carry`."""
@@ -205,7 +220,7 @@ def queue_up(items: Iterable[InFlight], space_ids: Sequence[str], mu: np.ndarray
         c = cidx[cls]
         for it in its:
             m, p = float(mu[it.space, c]), float(fail[it.space, c])
-            runs = tuple(math.exp(m + sd * float(rng.standard_normal())) for _ in range(it.trials))
+            runs = tuple(math.exp(r + sd * float(rng.standard_normal())) for r in _centres(it, m, resid))
             oks = tuple(not (rng.random() < p) for _ in runs)
             work = QueuedWork(len(out), space_ids[it.space], cls, float(sum(runs)),
                               results=_results(runs, oks, it.space, it.points, loss))

@@ -330,21 +330,23 @@ class LearnedModel:
         cols = self.draw_column
         return Draw(offset[:, cols], fail[:, cols])
 
-    def _nearest(self, space_id: str, params: Mapping[str, Any]) -> tuple[int, int | None]:
-        s = self.sidx[space_id]
-        lo, width, Z, _, _ = self.replay[s]
-        if not len(Z):
-            return s, None
-        z = (self.spaces[s].encode(params) - lo) / width
-        return s, int(np.argmin(((Z - z) ** 2).sum(axis=1)))
+    def residual_near(self, s: int, x: Sequence[float]) -> float:
+        """The log-runtime residual (about its pair's mean) of the observed trial of space
+        ``s`` nearest the encoded point ``x``: what a trial there replays (0 when the space
+        has no observed trial, that one failed, or ``x`` is not of its dimension)."""
+        lo, width, Z, _, resid = self.replay[s]
+        if not len(Z) or len(x) != self.spaces[s].dim:
+            return 0.0
+        z = (np.asarray(x, dtype=float) - lo) / width
+        r = float(resid[int(np.argmin(((Z - z) ** 2).sum(axis=1)))])
+        return r if math.isfinite(r) else 0.0
 
     def runtime_fn(self, draw: Draw) -> Any:
         """``fn(space_id, params, class) -> seconds`` for :class:`~shadho.sim.SimulatedManager`."""
         def runtime(space_id: str, params: dict[str, Any], cls: str) -> float:
-            s, i = self._nearest(space_id, params)
-            c = self.cidx[cls]
-            r = self.replay[s][4][i] if i is not None else math.nan
-            return math.exp(self.mu[s, c] + draw.offset[s, c] + (r if math.isfinite(r) else 0.0))
+            s, c = self.sidx[space_id], self.cidx[cls]
+            r = self.residual_near(s, self.spaces[s].encode(params))
+            return math.exp(self.mu[s, c] + draw.offset[s, c] + r)
         return runtime
 
     def failure_fn(self, draw: Draw) -> Any:

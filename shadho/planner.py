@@ -199,10 +199,11 @@ def _predict(model: LearnedModel, settings: Mapping[str, Any], pool: dict[str, t
     for i in range(samples):
         draw = model.draw(rng)
         mu = model.mu + draw.offset
-        carried = carry(running, mu, model.cidx, model.within_sd, draw.fail, sim_slots, scale, rng)
+        carried = carry(running, mu, model.cidx, model.within_sd, draw.fail, sim_slots, scale, rng,
+                        model.residual_near)
         ids = [s.id for s in model.spaces]
         waiting = queue_up(running, ids, mu, model.cidx, model.within_sd, draw.fail, sim_slots, scale, rng,
-                           model.loss_near)
+                           model.loss_near, model.residual_near)
         busy: dict[str, list[Any]] = {}
         for c in carried:  # its slot held; its trials' results learned by the scheduler at its end
             busy.setdefault(c.cls, []).append(as_work(c, ids[c.space], model.loss_near))

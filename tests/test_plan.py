@@ -531,3 +531,28 @@ def test_in_flight_tasks_teach_the_simulated_scheduler_when_they_end(searched, m
     for _, cls, runtime, loss, ok in got:
         assert cls == "small" and runtime > 0 and (loss is not None) == ok
     assert all(t > 0 for t, _ in later)  # learned when the tasks end, not at the start
+
+
+def test_in_flight_runtimes_replay_their_points():
+    """A task in flight knows its trials' points: their runtimes are centred where a new
+    simulated trial at that point would be (the pair's mean plus the nearest observed
+    trial's residual), not at the pair's mean (real run: two early 10 s and 7 s rbf trials
+    on the 1-core class lifted its mean to 4.3 s while the queued ones, near the later
+    2.5 s configurations, ran in 2.5-2.9 s)."""
+    import math
+
+    import numpy as np
+
+    from shadho.plan_inflight import InFlight, carry, queue_up
+
+    mu, fail = np.zeros((1, 1)), np.zeros((1, 1))
+    resid = lambda s, x: math.log(x[0])  # noqa: E731
+    running = InFlight(0, "c", 0.5, trials=2, points=((3.0,), (5.0,)))
+    queued = InFlight(0, "c", 0.0, trials=1, queued=True, points=((0.25,),))
+    rng = np.random.default_rng(0)
+    (c,) = carry([running], mu, {"c": 0}, 1e-6, fail, {"c": 1}, 1.0, rng, resid)
+    assert c.runtimes == pytest.approx((3.0, 5.0), rel=1e-4) and c.ends == pytest.approx((2.5, 7.5), rel=1e-4)
+    (w,) = queue_up([queued], ["a"], mu, {"c": 0}, 1e-6, fail, {"c": 1}, 1.0, rng, None, resid)
+    assert w.runtimes == pytest.approx((0.25,), rel=1e-4)
+    (plain,) = carry([running], mu, {"c": 0}, 1e-6, fail, {"c": 1}, 1.0, rng)  # no residuals: the mean
+    assert plain.runtimes == pytest.approx((1.0, 1.0), rel=1e-4)
