@@ -54,7 +54,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -63,8 +62,9 @@ from shadho.managers import outcome
 from shadho.managers.base import ExecutionManager, RunSettings, TaskSpec, TrialOutcome, queue_margin
 from shadho.rung_task import call_with_budget, runtime_fields
 from shadho.sim_result import SimResult
+from shadho.sim_work import Learned, QueuedWork
 
-__all__ = ["VirtualClock", "SimulatedManager", "SimResult", "QueuedWork", "simulate"]
+__all__ = ["VirtualClock", "SimulatedManager", "SimResult", "QueuedWork", "Learned", "simulate"]
 
 RuntimeModel = Callable[[str, dict, Any], float]
 
@@ -77,28 +77,6 @@ class VirtualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-#: One trial of work from before the simulation as the scheduler learns it: (runtime in
-#: seconds, loss or None, succeeded).
-Learned = tuple[float, "float | None", bool]
-
-
-@dataclass(frozen=True)
-class QueuedWork:
-    """A task already waiting in a class's queue when the simulation starts (``queued``), or
-    still running on a worker (``busy``): it yields no outcomes to the driver; once a worker
-    takes it (after the class's task overhead) it holds the worker ``seconds`` (``busy``:
-    from the start). ``ref`` names it in :attr:`SimulatedManager.queued_starts`. When it
-    ends, its ``results`` go to :attr:`SimulatedManager.learn` (the real master's scheduler
-    learns a task's trials when the task returns)."""
-
-    ref: int
-    space_id: str
-    compute_class: Any
-    seconds: float
-    trials: tuple[Any, ...] = ()
-    results: tuple[Learned, ...] = ()
 
 
 class SimulatedManager(ExecutionManager):

@@ -23,6 +23,7 @@ MODULES += ["shadho.export", "shadho.report_data", "shadho.report_plots", "shadh
             "shadho.report_routing", "shadho.report_html", "shadho.report_failures", "shadho.serve",
             "shadho.status_rich", "shadho.store_reads", "shadho.snapshot", "shadho.formatting",
             "shadho.cli_args", "shadho.cli_read"]
+MODULES += ["shadho.sim_work", "shadho.plan_sim", "shadho.plan_inflight", "shadho.planner", "shadho.plan_model"]
 
 
 @pytest.mark.parametrize("name", MODULES)
