@@ -118,6 +118,9 @@ class Scheduler:
         #: of its baseline rate (the rest goes by score).
         self.surplus_share = float(surplus_share)
         self._gain = 1.0  # the last solve's total trials over the baseline's
+        #: With the guarantee, results a space needs before its score may take its share of
+        #: the surplus away (see :meth:`surplus_promise`); 0: never promised.
+        self.explore_results = 0
         self._neutral = False
         self.performance_sharpness = float(performance_sharpness)
         if not 0.0 <= uncertainty_floor <= 1.0:
@@ -319,6 +322,16 @@ class Scheduler:
             score *= np.clip(rel, 0.0, 1.0)
         return score
 
+    def surplus_promise(self, histories: Mapping[str, History]) -> np.ndarray:
+        """Per space, the share of the surplus promised on top of its baseline rate:
+        ``max(surplus_share, 1 - n_s / explore_results)``."""
+        S = len(self.spaces)
+        share = np.full(S, self.surplus_share)
+        if self.explore_results > 0:
+            n = np.array([histories[s.id].n if s.id in histories else 0 for s in self.spaces], dtype=float)
+            share = np.maximum(share, np.clip(1.0 - n / self.explore_results, 0.0, 1.0))
+        return share
+
     def _solve(self, histories: Mapping[str, History]) -> None:
         score = self.scores(histories)
         # Log successful trials per second: a pair that fails its trials buys nothing.
@@ -331,7 +344,8 @@ class Scheduler:
         floor = baseline_trials(L, cap, success) if self.guarantee else None  # see guarantee_baseline
         # Every space is promised a part of the surplus the last solve found (see the
         # module docstring): one solve per reassignment, not two.
-        low = None if floor is None else floor * (1.0 + self.surplus_share * max(0.0, self._gain - 1.0))
+        low = None if floor is None else floor * (1.0 + self.surplus_promise(histories)
+                                                  * max(0.0, self._gain - 1.0))
         a = assign(score, L, cap, share=share, iters=self.market_rounds, warm=warm, minimum=low)
         self.assignment = a
         # Nothing to gain from the hardware (one class, or no comparative advantage):
