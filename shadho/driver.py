@@ -5,15 +5,12 @@ and parameters are chosen at the moment a slot of a compute class needs work.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import signal
-import threading
 import time
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from shadho import resume, study_asha
 from shadho.compute import ComputeClass
@@ -23,6 +20,7 @@ from shadho.original_api import OriginalApi
 from shadho.samplers import make_sampler
 from shadho.settings import MANAGER_KEYS, SearchSettings, manager_choice, manager_settings
 from shadho.spaces import SearchSpace, split
+from shadho.stop_signals import Signals, Stop, signals_stop
 from shadho.store import ResultsStore
 from shadho.study import Study
 from shadho.summary import exit_after_interrupt, say_end, say_resume
@@ -30,10 +28,6 @@ from shadho.tracebacks import SourceMap
 from shadho.trial import Trial
 
 log = logging.getLogger("shadho")
-
-
-class _Stop(Exception):
-    """Raised from the SIGTERM handler to stop the loop cleanly."""
 
 
 class _FromSettings:
@@ -48,41 +42,6 @@ class _FromSettings:
     def __set__(self, obj: Any, value: Any) -> None:
         raise AttributeError(f"Shadho.{self.name} is fixed at construction (its settings are checked "
                              f"once): pass Shadho(..., {self.name}=...) instead")
-
-
-class _Signals:
-    """SIGINT and SIGTERM during :meth:`Shadho.run`: raised at once (KeyboardInterrupt,
-    :class:`_Stop`) and remembered, so that the loop stops at its next turn even when
-    the exception was swallowed (raised inside a finalizer or a logging lock release,
-    Python prints it and goes on: seen once in the Ctrl-C test)."""
-
-    def __init__(self) -> None:
-        self.got: int | None = None
-
-    def handle(self, signum: int, frame: Any) -> None:
-        self.got = signum
-        self.check()
-
-    def check(self) -> None:
-        if self.got == signal.SIGINT:
-            raise KeyboardInterrupt
-        if self.got is not None:
-            raise _Stop()
-
-
-@contextlib.contextmanager
-def _signals_stop() -> Iterator[_Signals]:
-    """SIGINT/SIGTERM stop the search inside the block (main thread only: signals go there)."""
-    sig = _Signals()
-    if threading.current_thread() is not threading.main_thread():
-        yield sig
-        return
-    old = {s: signal.signal(s, sig.handle) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield sig
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 class Shadho(OriginalApi):
@@ -272,12 +231,12 @@ class Shadho(OriginalApi):
         manager = self._manager = self._make_manager()
         progress = make_progress(self.quiet, self.max_tasks, self.timeout)
         start, interrupted = time.time(), False
-        with _signals_stop() as sig:
+        with signals_stop() as sig:
             try:
                 manager.start(self._run_settings())
                 manager.set_priorities(study.reassign())
                 self._loop(study, manager, progress, start, sig)
-            except (KeyboardInterrupt, _Stop) as exc:
+            except (KeyboardInterrupt, Stop) as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 log.warning("shadho: stopping on request; unfinished trials will re-run on resume")
             finally:
@@ -288,7 +247,7 @@ class Shadho(OriginalApi):
         return self.trials
 
     def _loop(self, study: Study, manager: ExecutionManager, progress: Any, start: float,
-              sig: _Signals) -> None:
+              sig: Signals) -> None:
         """ask -> submit -> wait -> tell, until the budget is spent or the deadline passes."""
         deadline = math.inf if self.timeout is None else start + self.timeout
         last_beat = 0.0

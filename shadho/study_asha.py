@@ -93,8 +93,7 @@ def _routed_job(study: "Study", routes: RungRouter, busy: set[int], class_key: s
             picked.append(study.space_by_id[study.scheduler.pick(class_key, study._rng)])
         return picked[0]
 
-    job = routes.choose(jobs, class_key, lambda j: new_space().id if j.config is None else book.configs[j.config][0],
-                        study._rng)
+    job = routes.choose(jobs, class_key, lambda j: new_space().id if j.config is None else book.configs[j.config][0])
     return job, (new_space() if job.config is None else space)
 
 

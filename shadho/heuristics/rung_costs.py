@@ -336,26 +336,25 @@ class RungRouter:
         return (f"hardware-aware rungs: planned {self.gain:.2f}x the max-budget completions of every class "
                 f"running the same mix; most runs of each rung on {'; '.join(parts)}")
 
-    def choose(self, jobs: Sequence[Job], class_key: str | None, space_of: Callable[[Job], str],
-               rng: np.random.Generator | None = None) -> Job:
+    def choose(self, jobs: Sequence[Job], class_key: str | None, space_of: Callable[[Job], str]) -> Job:
         """One of ``jobs`` (in ASHA's order) for a free slot of ``class_key``: the first
         one when neutral; else the first, in ASHA's order (the highest rung first), of the
         jobs whose unit the plan gives the class at least ``min_share`` of the runs of; ASHA's
-        first job when there is none (a slot never waits). The first job of each unit stands
-        for it.
+        first job when there is none (a slot never waits). ``space_of`` is called in ASHA's
+        order and only up to the job taken, so a new configuration's space is not drawn
+        when a promotion before it wins.
 
         Why not a draw by the class's pick weights, or fair queueing on them (0.3 simulated
         hours, 150 workers, seed 0, against the heuristics off): a unit not always on offer
         (a promotion) then gets less than its share, and a GPU slot with no promotion in sight
         started 1-epoch configurations half the time (0.97x); fair queueing followed the plan's
         shares but made top-rung runs wait behind rung-3 ones (0.75x). Taking the highest rung
-        among the class's own units: 1.91x. ``rng`` is unused (kept for callers that pass one)."""
+        among the class's own units: 1.91x."""
         c = self.model.class_index(class_key)
         if self.neutral or self.weights is None or c is None or len(jobs) < 2:
             return jobs[0]
-        firsts: dict[int, Job] = {}
-        for j in jobs:
-            firsts.setdefault(self.unit(space_of(j), j.rung), j)
         share = self.share[:, c]
-        mine = [u for u in firsts if share[u] >= self.min_share]
-        return firsts[mine[0]] if mine else jobs[0]
+        for j in jobs:
+            if share[self.unit(space_of(j), j.rung)] >= self.min_share:
+                return j
+        return jobs[0]
