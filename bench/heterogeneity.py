@@ -128,6 +128,8 @@ REAL_OVERHEAD = 0.25
 SIMREAL_TASKS = 2500
 #: Scheduler attributes the sims set before each run (``--surplus-share``); empty: the defaults.
 SCHEDULER_SETTINGS: dict[str, Any] = {}
+#: Sampler keywords of every simulated run, both modes (``--sampler-options``); empty: the defaults.
+SAMPLER_OPTIONS: dict[str, Any] = {}
 
 
 def tune_scheduler(scheduler: Any) -> None:
@@ -331,7 +333,8 @@ def run_sim150(table: Table, seeds: int, tasks: int, method: str) -> tuple[dict[
             flag = mode == "on"
             r = simulate(svc_spec(), table.loss, POOL150, runtime, max_tasks=tasks, method=method,
                          compute_classes=classes, use_complexity=flag, use_uncertainty=flag, seed=seed,
-                         noise=0.2, common_noise=True, prepare_scheduler=tune_scheduler)
+                         noise=0.2, common_noise=True, prepare_scheduler=tune_scheduler,
+                         sampler_options=dict(SAMPLER_OPTIONS) or None)
             out[mode].append(r)
         print(f"  sim150 seed {seed}: makespan on {out['on'][-1].makespan:.2f}s "
               f"off {out['off'][-1].makespan:.2f}s, wall on {out['on'][-1].wall_seconds:.0f}s "
@@ -426,7 +429,8 @@ def run_simreal(table: Table, seeds: int, seconds: float, profile_name: str,
                          pick_seed=seed + 1000 if peer and mode == "on" else None,
                          noise=0.2, queue_margin="auto",
                          task_overhead=REAL_OVERHEAD, hyperparameters_per_task=REAL_HPT,
-                         failure_rate=failure_rate, prepare_scheduler=tune_scheduler)
+                         failure_rate=failure_rate, prepare_scheduler=tune_scheduler,
+                         sampler_options=dict(SAMPLER_OPTIONS) or None)
             out[mode].append(r.window(seconds))
     target = off_target(out["off"])
     m = compare(out["on"], out["off"], target)
@@ -581,6 +585,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="sampler of the simreal and peer parts (tpe, random; default tpe)")
     ap.add_argument("--surplus-share", type=float, default=None,
                     help="the sims' Scheduler.surplus_share (default: the scheduler's own)")
+    ap.add_argument("--sampler-options", default=None,
+                    help="JSON keywords of the sims' sampler, both modes, e.g. "
+                         "'{\"share_across_spaces\": false}' (rows get /opts)")
+    ap.add_argument("--explore-results", type=int, default=None,
+                    help="the sims' Scheduler.explore_results (default: the scheduler's own)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "heterogeneity"),
                     help="output prefix (.txt table, .png plot)")
     ap.add_argument("--real-seconds", type=float, default=None,
@@ -591,6 +600,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.surplus_share is not None:
         SCHEDULER_SETTINGS["surplus_share"] = args.surplus_share
         suffix += f"/s{args.surplus_share:g}"
+    if args.explore_results is not None:
+        SCHEDULER_SETTINGS["explore_results"] = args.explore_results
+        suffix += f"/e{args.explore_results}"
+    if args.sampler_options:
+        SAMPLER_OPTIONS.update(json.loads(args.sampler_options))
+        suffix += "/" + ",".join(f"{k}={v}" for k, v in sorted(SAMPLER_OPTIONS.items()))
     seeds = args.seeds or (3 if args.quick else 10)
     tasks = args.tasks or (2000 if args.quick else 4000)
     tasks10k = args.tasks10k or (25_000 if args.quick else 60_000)

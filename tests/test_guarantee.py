@@ -274,3 +274,46 @@ def test_noise_alone_is_almost_never_taken_for_an_advantage_over_many_looks():
             hit |= np.min(m._pair_shrinkage(mean, var)) < 1e5
         rejected += hit
     assert rejected <= 2
+
+
+def _hist(sps, n):
+    out = {sp.id: History(sp.dim) for sp in sps}
+    rng = np.random.default_rng(1)
+    for sp in sps:
+        for _ in range(n[sp.name]):
+            out[sp.id].complete(None, rng.uniform(0, 1, sp.dim), float(rng.random()))
+    return out
+
+
+def test_a_space_with_few_results_is_promised_the_whole_surplus():
+    """explore_results=30: a space with no results yet is promised g times its baseline rate
+    (its score cannot be trusted yet), one with 15 half the surplus, one with 30 or more
+    nothing beyond the guarantee; at 0 (off) the promise is surplus_share's."""
+    sps = spaces.split(SPEC)
+    speed = {"a": {"small": 1.0, "big": 8.0}, "b": {"small": 1.0, "big": 0.5}, "c": {"small": 1.0, "big": 1.0}}
+    s = make_scheduler(sps, CLASSES)
+    s.explore_results = 30
+    _feed(s, sps, speed, n=40)
+    h = _hist(sps, {"a": 0, "b": 15, "c": 40})
+    np.testing.assert_allclose(s.surplus_promise(h), [1.0, 0.5, 0.0])
+    h0 = _hist(sps, {"a": 0, "b": 0, "c": 0})
+    s.reassign(h0)
+    s.reassign(h0)                                   # the promise uses the previous solve's gain
+    L = s.runtimes.log_success() - s.runtimes.log_mean_runtime()
+    base = baseline_trials(L, s.runtimes.capacity(), s.runtimes.log_success())
+    got = s.assignment.trials.sum(axis=1)
+    g = got.sum() / base.sum()
+    assert not s._neutral and g > 1.2
+    assert (got >= 0.95 * g * base).all()            # every space sped up as the whole
+    s.explore_results = 0
+    np.testing.assert_allclose(s.surplus_promise(h), [0.0, 0.0, 0.0])
+
+
+def test_the_explore_promise_leaves_a_flat_pool_neutral():
+    """No surplus, nothing to promise: with explore_results the flat pool is still neutral."""
+    sps = spaces.split(SPEC)
+    s = make_scheduler(sps, CLASSES)
+    s.explore_results = 30
+    _feed(s, sps, {n: {"small": 1.0, "big": 1.0} for n in "abc"}, n=40)
+    s.reassign(_hist(sps, {"a": 0, "b": 0, "c": 0}))
+    assert s._neutral
