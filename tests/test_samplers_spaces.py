@@ -106,6 +106,19 @@ def test_borrowed_trials_fill_shared_dims_only() -> None:
     assert X.shape == (1, 2) and np.isnan(X[0, 1]) and worth == pytest.approx(0.5)
 
 
+def test_borrow_limit_takes_only_the_earliest_trials_of_each_other_space() -> None:
+    """With a limit, a space borrows the same rows however many more trials the others ran."""
+    ctx, lin, rbf = _context_with_rbf_trials(12)
+    X4, y4, worth = borrowed(lin, ctx, limit=4)
+    assert X4.shape == (4, 1) and worth == 4
+    np.testing.assert_array_equal(y4, ctx.histories[rbf.id].y[:4])
+    more, _, _ = _context_with_rbf_trials(30)
+    np.testing.assert_array_equal(borrowed(lin, more, limit=4)[1], y4)
+    assert borrowed(lin, ctx, limit=0)[0].shape == (0, 1)
+    with pytest.raises(ValueError, match="borrow_limit"):
+        TPESampler(borrow_limit=-1)
+
+
 def test_space_without_own_trials_starts_from_shared_ones() -> None:
     """A space with no trials of its own models C from the other spaces' C."""
     ctx, lin, _ = _context_with_rbf_trials(12)

@@ -94,8 +94,10 @@ def shared_dims(space: SearchSpace, other: SearchSpace) -> list[tuple[int, int]]
                   if len(m) == 1 and len(theirs.get(k, ())) == 1)
 
 
-def borrowed(space: SearchSpace, context: SearchContext | None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Other spaces' COMPLETE trials in ``space``'s coordinates (NaN where not shared).
+def borrowed(space: SearchSpace, context: SearchContext | None,
+             limit: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Other spaces' COMPLETE trials in ``space``'s coordinates (NaN where not shared);
+    ``limit``: at most that many of each other space, its earliest (None: all).
 
     Returns ``(X, y, coverage)``: ``X`` (m, space.dim), their losses, and the number of
     trials they are worth for the start-up count (each counts the share of ``space``'s
@@ -112,12 +114,13 @@ def borrowed(space: SearchSpace, context: SearchContext | None) -> tuple[np.ndar
         pairs = shared_dims(space, other)
         if hist is None or not pairs or hist.n == 0:
             continue
+        n = hist.n if limit is None else min(hist.n, int(limit))
         mine, theirs = (np.array(p) for p in zip(*pairs))
-        X = np.full((hist.n, space.dim), np.nan)
-        X[:, mine] = hist.X[:, theirs]
+        X = np.full((n, space.dim), np.nan)
+        X[:, mine] = hist.X[:n, theirs]
         rows.append(X)
-        ys.append(hist.y)
-        worth += hist.n * len(pairs) / space.dim
+        ys.append(hist.y[:n])
+        worth += n * len(pairs) / space.dim
     if not rows:
         return empty
     return np.concatenate(rows), np.concatenate(ys), worth

@@ -155,6 +155,11 @@ class TPESampler(ModelSampler):
             parameters (needs the driver's :meth:`bind`; a no-op without it).
         shared_weight: kernel weight of a borrowed trial while the space has none of its
             own; it fades linearly to 0 at ``3 * n_startup`` own trials.
+        borrow_limit: borrow at most this many trials of each other space, its earliest
+            (None, the default: all). A cap keeps a space's proposals from depending on
+            how many trials the scheduler ran in the others: with the heuristics on,
+            the other spaces run more, and the borrowed data moved the space that held
+            the target off the heuristics-off sequence (bench/results/heterogeneity.txt).
 
     Example:
         >>> import numpy as np
@@ -180,7 +185,7 @@ class TPESampler(ModelSampler):
                  category_explore: float = 1.0, category_floor: float = 0.3,
                  category_commit: float = 0.85, category_startup: int | None = None,
                  category_candidates: int = 24, share_across_spaces: bool = True,
-                 shared_weight: float = 0.5) -> None:
+                 shared_weight: float = 0.5, borrow_limit: int | None = None) -> None:
         super().__init__(n_startup_trials)
         if n_ei_candidates is not None and n_ei_candidates < 1:
             raise ValueError(f"n_ei_candidates must be None or >= 1, got {n_ei_candidates}")
@@ -198,6 +203,8 @@ class TPESampler(ModelSampler):
             raise ValueError(f"category_startup must be None or >= 1, got {category_startup}")
         if category_candidates < 1:
             raise ValueError(f"category_candidates must be >= 1, got {category_candidates}")
+        if borrow_limit is not None and borrow_limit < 0:
+            raise ValueError(f"borrow_limit must be None or >= 0, got {borrow_limit}")
         self.n_ei_candidates = n_ei_candidates
         self.gamma = gamma or default_gamma
         self.weights = weights or default_weights
@@ -216,6 +223,7 @@ class TPESampler(ModelSampler):
         self.category_candidates = category_candidates
         self.share_across_spaces = share_across_spaces
         self.shared_weight = shared_weight
+        self.borrow_limit = borrow_limit
         # Derived data only (a pure function of space and history), so resume is unaffected.
         self._cache: tuple[tuple, tuple[_Layout, _Mixture, _Mixture]] | None = None
         self._layouts: dict[str, _Layout] = {}
@@ -239,7 +247,7 @@ class TPESampler(ModelSampler):
         X, y = history.X, history.y
         if not self.share_across_spaces:
             return X, y, np.ones(len(y)), float(history.n)
-        Xb, yb, worth = borrowed(space, self.context)
+        Xb, yb, worth = borrowed(space, self.context, self.borrow_limit)
         if not len(yb):
             return X, y, np.ones(len(y)), float(history.n)
         fade = self.shared_weight * max(0.0, 1.0 - history.n / (3.0 * max(1, self.startup(space))))
