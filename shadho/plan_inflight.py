@@ -31,9 +31,10 @@ pair's failure rate). When a task of either kind ends, the simulated scheduler l
 trials (runtime, success, and the loss of the nearest observed trial to each trial's
 point) as the real one learns a returned task: a queued task of a pair the cut never ran
 (a class's first linear task, say) teaches the simulated scheduler that pair's runtime,
-as it taught the real one, instead of leaving the pair at its guess for the whole plan. "Now" is the latest start or finish the file records (a plan of
-an old file reads it as it was; a submission is not used, as the simulator stamps
-those on the wall clock and the rest on its virtual one).
+as it taught the real one, instead of leaving the pair at its guess for the whole plan.
+"Now" is the latest start or finish the file records (a plan of an old file reads it as
+it was; a submission is not used, as the simulator stamps those on the wall clock and
+the rest on its virtual one).
 """
 from __future__ import annotations
 

@@ -110,6 +110,8 @@ def test_low_rungs_go_to_the_overhead_cheap_class_and_the_top_rung_to_the_epoch_
     assert r.choose([mid, new], "gpu", lambda j: "s") is mid
     assert r.choose([new], "gpu", lambda j: "s") is new  # nothing of its own: it never waits
     assert r.choose([top], "cpu", lambda j: "s") is top
+    asked: list[Job] = []  # a new configuration's space is drawn only when the choice reaches it
+    assert r.choose([top, new], "gpu", lambda j: asked.append(j) or "s") is top and asked == [top]
 
 
 def test_equal_classes_leave_asha_its_order():
