@@ -18,6 +18,7 @@ import html
 from typing import Any
 
 from shadho.errors import ShadhoError
+from shadho.formatting import number
 from shadho.trial import TrialState
 
 __all__ = ["plan_section", "plan_section_html", "self_check"]
@@ -85,14 +86,15 @@ def plan_section_html(rows: list[dict[str, Any]] | None, trials: list[Any],
     from shadho.plan_inputs import format_pool
 
     body = "".join(
-        f"<tr><td>{kind}</td><td>{html.escape(name)}</td><td>{obs:.4g}</td><td>{r.mid:.4g}</td>"
-        f"<td>{r.low:.4g}-{r.high:.4g}</td><td>{(r.mid / obs if obs else float('nan')):.2f}</td>"
+        f"<tr><td>{kind}</td><td>{html.escape(name)}</td><td>{number(float(obs))}</td>"
+        f"<td>{number(float(r.mid))}</td><td>{number(float(r.low))}-{number(float(r.high))}</td>"
+        f"<td>{number(r.mid / obs if obs else None, 3)}</td>"
         f"<td>{'yes' if r.assumed else ''}</td></tr>"
         for kind, name, obs, r in chk["rows"])
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in chk["notes"])
     return (head + f"<p>A plan made from the first half of this search (the trials finished by then) "
             f"for the pool it ran on ({html.escape(format_pool(chk['pool']))}), against what the "
-            f"second half ({chk['hours'] * 60:.3g} minutes) did: successful trials per hour.</p>\n"
+            f"second half ({number(chk['hours'] * 60, 3)} minutes) did: successful trials per hour.</p>\n"
             "<table><tr><th>per</th><th>name</th><th>observed</th><th>predicted</th><th>range</th>"
             f"<th>ratio</th><th>assumed</th></tr>\n{body}</table>\n"
             + (f"<ul>{notes}</ul>\n" if notes else ""))
