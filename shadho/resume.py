@@ -1,4 +1,5 @@
-"""Resuming an experiment whose spec changed, and reading results by the current spec.
+"""Resuming an experiment (:func:`open_store` opens or resumes it in its results file),
+also when its spec changed, and reading results by the current spec.
 
 A search space's id is a hash of its definition, so a changed spec gives new ids. On
 resume the master says what changed (:func:`report_spec_changes`): spaces added, removed
@@ -18,7 +19,13 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Any, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Sequence
+
+if TYPE_CHECKING:
+    from shadho.compute import ComputeClass
+    from shadho.settings import SearchSettings
+    from shadho.spaces import SearchSpace
+    from shadho.store import ResultsStore
 
 log = logging.getLogger("shadho")
 
@@ -111,3 +118,35 @@ def label_spaces(spaces: list[dict[str, Any]], current: set[str] | None) -> list
     if current is None:
         return spaces
     return [s if s["id"] in current else {**s, "name": f"{s['name']} (not in the current spec)"} for s in spaces]
+
+
+def open_store(settings: SearchSettings, spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass],
+               method: Any) -> tuple[ResultsStore, int]:
+    """Open (or resume) the experiment in its results file; say what changed in its spec."""
+    from shadho.store import ResultsStore
+    from shadho.study_asha import check_same_fidelity
+
+    if settings.backend.endswith(".json"):
+        from shadho.store_json import JsonMirroredStore
+        store: ResultsStore = JsonMirroredStore(settings.backend)
+    else:
+        store = ResultsStore(settings.backend)
+    recorded = {"method": method if isinstance(method, str) else repr(method),
+                "max_tasks": settings.max_tasks, "timeout": settings.timeout, "seed": settings.seed,
+                "compute_classes": [c.name for c in classes], "use_complexity": settings.use_complexity,
+                # Each class's declared allocation: the scheduler's prior on its speed, which
+                # ``shadho plan`` gives the simulated classes too.
+                "class_resources": {c.name: c.resources for c in classes},
+                "use_uncertainty": settings.use_uncertainty,
+                "spaces": [s.name for s in spaces], "space_ids": [s.id for s in spaces],
+                "fidelity": settings.fidelity.to_dict() if settings.fidelity is not None else None}
+    try:
+        check_same_fidelity(store, settings.exp_key, settings.fidelity)
+        previous = previous_space_ids(store, settings.exp_key)
+        exp = store.open_experiment(settings.exp_key, recorded)
+        report_spec_changes(store, exp, settings.exp_key, spaces, previous)
+        store.register_spaces(exp, spaces)
+    except BaseException:
+        store.abandon()
+        raise
+    return store, exp

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from shadho import resume, study_asha
+from shadho import study_asha
 from shadho.checkpoints import CheckpointStore
 from shadho.compute import ComputeClass
 from shadho.errors import ConfigError
@@ -38,6 +38,7 @@ from shadho.samplers import History
 from shadho.samplers.startup import SearchContext
 from shadho.settings import SearchSettings
 from shadho.spaces import SearchSpace
+from shadho.resume import open_store
 from shadho.store import ResultsStore, TrialUpdate
 from shadho.study_rungs import RungBook
 from shadho.tracebacks import SourceMap
@@ -49,35 +50,6 @@ log = logging.getLogger("shadho")
 
 #: A trial waiting to (re)run: (id, space id, params, encoded point).
 Requeued = tuple[int, str, dict[str, Any], tuple[float, ...]]
-
-
-def open_store(settings: SearchSettings, spaces: Sequence[SearchSpace], classes: Sequence[ComputeClass],
-               method: Any) -> tuple[ResultsStore, int]:
-    """Open (or resume) the experiment in its results file; say what changed in its spec."""
-    if settings.backend.endswith(".json"):
-        from shadho.store_json import JsonMirroredStore
-        store: ResultsStore = JsonMirroredStore(settings.backend)
-    else:
-        store = ResultsStore(settings.backend)
-    recorded = {"method": method if isinstance(method, str) else repr(method),
-                "max_tasks": settings.max_tasks, "timeout": settings.timeout, "seed": settings.seed,
-                "compute_classes": [c.name for c in classes], "use_complexity": settings.use_complexity,
-                # Each class's declared allocation: the scheduler's prior on its speed, which
-                # ``shadho plan`` gives the simulated classes too.
-                "class_resources": {c.name: c.resources for c in classes},
-                "use_uncertainty": settings.use_uncertainty,
-                "spaces": [s.name for s in spaces], "space_ids": [s.id for s in spaces],
-                "fidelity": settings.fidelity.to_dict() if settings.fidelity is not None else None}
-    try:
-        study_asha.check_same_fidelity(store, settings.exp_key, settings.fidelity)
-        previous = resume.previous_space_ids(store, settings.exp_key)
-        exp = store.open_experiment(settings.exp_key, recorded)
-        resume.report_spec_changes(store, exp, settings.exp_key, spaces, previous)
-        store.register_spaces(exp, spaces)
-    except BaseException:
-        store.abandon()
-        raise
-    return store, exp
 
 
 class Study:
