@@ -34,6 +34,11 @@ SHADHO = {
     "shadho-tpe-prev": ("tpe", {"n_ei_candidates": 200, "category_explore": 0.0,
                                 "n_startup_trials": 10, "share_across_spaces": False,
                                 "cat_prior": "spread"}),
+    # The TPE's cross-space borrowing as it was before issue 15 (every borrowed trial
+    # weighs shared_weight faded, counts fully towards the start-up, ranked with the
+    # space's own), for before/after figures of the bounded borrowing.
+    "shadho-tpe-pooled": ("tpe", {"borrow_cap": None, "borrow_startup": 1.0, "borrow_rank": "pooled",
+                                  "borrow_first": None}),
     "shadho-gp": ("gp", {}),
 }
 OTHERS = ["optuna-tpe", "optuna-tpe-indep", "optuna-gp", "optuna-random", "hyperopt-tpe"]

@@ -31,7 +31,9 @@ class History:
         self.dim = dim
         self._X = np.empty((16, dim))
         self._y = np.empty(16)
+        self._ids = np.empty(16)  # trial id of each complete row; NaN: recorded without one
         self._n = 0
+        self._failed_ids: list[float] = []
         self._pending: dict[int, np.ndarray] = {}
         self.n_failed = 0
         self.version = 0  # bumps on every change; lets samplers cache fitted models
@@ -69,7 +71,9 @@ class History:
         if self._n == len(self._y):
             self._X = np.concatenate([self._X, np.empty_like(self._X)])
             self._y = np.concatenate([self._y, np.empty_like(self._y)])
+            self._ids = np.concatenate([self._ids, np.empty_like(self._ids)])
         self._X[self._n] = np.asarray(x, dtype=float)
+        self._ids[self._n] = np.nan if trial_id is None else float(trial_id)
         self._y[self._n] = float(loss)
         self._n += 1
         self.version += 1
@@ -78,12 +82,37 @@ class History:
         """Record a FAILED trial (and drop it from pending)."""
         if trial_id is not None:
             self._pending.pop(trial_id, None)
+        self._failed_ids.append(np.nan if trial_id is None else float(trial_id))
         self.n_failed += 1
         self.version += 1
 
     def drop_pending(self, trial_id: int) -> None:
         self._pending.pop(trial_id, None)
         self.version += 1
+
+    def earliest(self, k: int) -> np.ndarray:
+        """Which complete rows belong to the space's first ``k`` trials (complete, failed
+        or pending), earliest by trial id (the order they were proposed in).
+
+        Rows recorded without an id (a resume, which replays the store in id order) come
+        before those with one, in the order they were recorded. The set does not grow
+        with later trials: it is the same however many the space ran after its first k.
+
+        Example:
+            >>> h = History(1)
+            >>> for t in (3, 1, 4): h.add_pending(t, [t])
+            >>> h.complete(4, [4], 0.0); h.complete(3, [3], 0.0)
+            >>> h.earliest(2).tolist()   # trial 1 (pending) and 3 are the first two
+            [False, True]
+        """
+        n = self._n
+        ids = np.concatenate([self._ids[:n], np.array(self._failed_ids, float),
+                              np.array(list(self._pending), float)])
+        known = ~np.isnan(ids)
+        order = np.lexsort((np.where(known, ids, 0.0), np.arange(len(ids)) * ~known, known))
+        mask = np.zeros(len(ids), bool)
+        mask[order[:max(0, int(k))]] = True
+        return mask[:n]
 
     @property
     def best(self) -> float | None:

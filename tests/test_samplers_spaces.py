@@ -120,9 +120,10 @@ def test_borrow_limit_takes_only_the_earliest_trials_of_each_other_space() -> No
 
 
 def test_space_without_own_trials_starts_from_shared_ones() -> None:
-    """A space with no trials of its own models C from the other spaces' C."""
+    """A space with no trials of its own models C from the other spaces' C, when borrowed
+    trials may end all of its start-up (by default they end at most half of it)."""
     ctx, lin, _ = _context_with_rbf_trials(12)
-    tpe = TPESampler()
+    tpe = TPESampler(borrow_startup=1.0)
     tpe.bind(ctx)
     shared = [tpe.suggest(lin, ctx.histories[lin.id], np.random.default_rng(s))[0]  # type: ignore[arg-type]
               for s in range(20)]

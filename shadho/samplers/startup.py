@@ -7,6 +7,11 @@ the same hyperparameter seen in different company, so a sampler may borrow the o
 spaces' observations of them: a borrowed trial carries its loss and its values of the
 shared dims, and NaN in the dims the borrowing space has and it had not.
 
+How much borrowed trials may weigh is :func:`borrow_factors`: together at most a
+fixed number of trials' worth (not one per borrowed trial), fading to nothing as the
+space's own trials accumulate, so a space's model does not follow how many trials the
+scheduler happened to run in the other spaces.
+
 The start-up (random trials before a model is fitted) scales with the dimension and,
 when the driver knows the budget, with the budget per space:
 ``min(max(10, 2 * dim), max(2, budget / (5 * n_spaces)))`` (see :func:`startup_size`).
@@ -22,7 +27,7 @@ import numpy as np
 from shadho.history import History
 from shadho.spaces import SearchSpace
 
-__all__ = ["SearchContext", "startup_size", "shared_dims", "borrowed"]
+__all__ = ["SearchContext", "startup_size", "shared_dims", "borrowed", "borrow_factors"]
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,12 @@ def shared_dims(space: SearchSpace, other: SearchSpace) -> list[tuple[int, int]]
                   if len(m) == 1 and len(theirs.get(k, ())) == 1)
 
 
-def borrowed(space: SearchSpace, context: SearchContext | None,
-             limit: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def borrowed(space: SearchSpace, context: SearchContext | None, limit: int | None = None,
+             first: int | Mapping[str, int] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Other spaces' COMPLETE trials in ``space``'s coordinates (NaN where not shared);
-    ``limit``: at most that many of each other space, its earliest (None: all).
+    ``limit``: at most that many of each other space, its earliest complete ones (None:
+    all); ``first``: only those among each other space's first trials by proposal order
+    (:meth:`History.earliest`), this many or, a mapping, this many by space id.
 
     Returns ``(X, y, coverage)``: ``X`` (m, space.dim), their losses, and the number of
     trials they are worth for the start-up count (each counts the share of ``space``'s
@@ -115,12 +122,45 @@ def borrowed(space: SearchSpace, context: SearchContext | None,
         if hist is None or not pairs or hist.n == 0:
             continue
         n = hist.n if limit is None else min(hist.n, int(limit))
+        take = np.arange(n)
+        if first is not None:
+            k = first if isinstance(first, int) else first.get(other.id, hist.n)
+            take = take[hist.earliest(k)[:n]]
+            n = len(take)
         mine, theirs = (np.array(p) for p in zip(*pairs))
         X = np.full((n, space.dim), np.nan)
-        X[:, mine] = hist.X[:n, theirs]
+        X[:, mine] = hist.X[take][:, theirs]
         rows.append(X)
-        ys.append(hist.y[:n])
+        ys.append(hist.y[take])
         worth += n * len(pairs) / space.dim
     if not rows:
         return empty
     return np.concatenate(rows), np.concatenate(ys), worth
+
+
+def borrow_factors(n_own: int, m: int, startup: int, shared_weight: float,
+                   cap: float | None, fade_span: float = 3.0) -> np.ndarray:
+    """Kernel weight factor of each of ``m`` borrowed trials, given ``n_own`` own ones.
+
+    Each borrowed trial weighs ``shared_weight * fade`` with
+    ``fade = max(0, 1 - n_own / (fade_span * startup))``, as long as they weigh no more
+    together than ``cap`` such trials; past that, they share that total equally
+    (``cap=None``: no total, each keeps its weight). With a cap, a space's model gives
+    the other spaces' data the same total weight whether they ran ``cap`` trials or ten
+    times as many: borrowed data is a prior of bounded strength, not evidence that grows
+    with the others' counts.
+
+    Example:
+        >>> borrow_factors(0, 4, 10, 0.5, 10).tolist()       # few: each its own weight
+        [0.5, 0.5, 0.5, 0.5]
+        >>> float(borrow_factors(0, 40, 10, 0.5, 10).sum())  # many: 10 trials' worth in all
+        5.0
+        >>> float(borrow_factors(15, 40, 10, 0.5, 10).sum()), borrow_factors(30, 4, 10, 0.5, 10).tolist()
+        (2.5, [0.0, 0.0, 0.0, 0.0])
+        >>> borrow_factors(0, 40, 10, 0.5, None).tolist()[:2]  # no cap: every trial 0.5
+        [0.5, 0.5]
+    """
+    each = shared_weight * max(0.0, 1.0 - n_own / (fade_span * max(1, startup)))
+    if cap is not None and m > cap:
+        each *= cap / m
+    return np.full(m, each)

@@ -40,8 +40,23 @@ Start-up: until the space has ``n_startup_trials`` complete trials (by default
 :func:`~shadho.samplers.startup.startup_size`: scaled with the dimension and, when the
 driver tells the budget, with the budget per space), points come from the priors.
 With ``share_across_spaces`` the other search spaces' trials of parameters with the
-same name and domain (``C`` across SVM kernels) count towards the start-up and join
-the model with a weight that fades as the space's own trials accumulate.
+same name and domain (``C`` across SVM kernels) join the model, bounded so that a
+space's proposals do not follow how many trials the scheduler ran elsewhere (with
+the hardware-aware heuristics on, the other spaces run more, and unbounded borrowing
+moved the space holding the target off its heuristics-off sequence:
+bench/results/heterogeneity.txt, issue 15):
+
+* together they weigh at most as much as ``borrow_cap`` trials at ``shared_weight``,
+  fading to 0 at ``borrow_fade * n_startup`` own trials
+  (:func:`~shadho.samplers.startup.borrow_factors`);
+* they come from each other space's first trials only (``borrow_first``: by default
+  as many as its start-up, mostly draws from its priors), a set that does not grow
+  with what the scheduler runs there later;
+* they count towards the start-up by at most ``borrow_startup`` of it, so a space
+  always draws part of its start-up from the priors itself;
+* they are ranked into "below"/"above" among themselves, and the space's own trials
+  among themselves, so many good foreign trials cannot push the space's own best out
+  of "below".
 
 Pending trials are treated as constant liars: they join the "above" group with the
 worst observed loss, so queued trials do not crowd one spot.
@@ -57,11 +72,12 @@ from shadho.history import History
 from shadho.samplers.base import ModelSampler
 from shadho.samplers.parzen import _build, _Layout, _layout, _log_pdf, _Mixture, _sample
 from shadho.samplers.categories import category_shares, category_startup, spread_share, stratified_point
-from shadho.samplers.startup import borrowed
+from shadho.samplers.startup import borrow_factors, borrowed
 from shadho.spaces import SearchSpace
 
-#: Trials a model is fitted to: X, y, a weight factor per row, and their start-up worth.
-_Data = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+#: Trials a model is fitted to: X, y, a weight factor per row, which rows are the space's
+#: own (the others borrowed), and their start-up worth.
+_Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]
 
 __all__ = ["TPESampler", "default_gamma", "default_weights", "default_candidates", "category_shares"]
 
@@ -154,7 +170,19 @@ class TPESampler(ModelSampler):
         share_across_spaces: borrow other spaces' trials of same-named, same-domain
             parameters (needs the driver's :meth:`bind`; a no-op without it).
         shared_weight: kernel weight of a borrowed trial while the space has none of its
-            own; it fades linearly to 0 at ``3 * n_startup`` own trials.
+            own; it fades linearly to 0 at ``borrow_fade * n_startup`` own trials.
+        borrow_cap: borrowed trials weigh together at most as much as this many
+            trials at ``shared_weight`` (however many there are); None: no cap, each
+            borrowed trial weighs ``shared_weight`` faded (the rule before issue 15).
+        borrow_startup: borrowed trials count towards the start-up by at most this
+            share of it (1.0: up to all of it, the rule before issue 15).
+        borrow_rank: ``'separate'`` (default: own and borrowed trials are split into
+            "below"/"above" each among themselves) or ``'pooled'`` (one ranking over
+            both, the rule before issue 15).
+        borrow_fade: own trials, in start-up sizes, at which borrowing ends.
+        borrow_first: borrow only among each other space's first this many trials by
+            proposal order; ``'startup'`` (default): its own start-up size; None: all
+            (the rule before issue 15).
         borrow_limit: borrow at most this many trials of each other space, its earliest
             (None, the default: all). A cap keeps a space's proposals from depending on
             how many trials the scheduler ran in the others: with the heuristics on,
@@ -185,7 +213,10 @@ class TPESampler(ModelSampler):
                  category_explore: float = 1.0, category_floor: float = 0.3,
                  category_commit: float = 0.85, category_startup: int | None = None,
                  category_candidates: int = 24, share_across_spaces: bool = True,
-                 shared_weight: float = 0.5, borrow_limit: int | None = None) -> None:
+                 shared_weight: float = 0.5, borrow_limit: int | None = None,
+                 borrow_cap: float | None = 10.0, borrow_startup: float = 0.5,
+                 borrow_rank: str = "separate", borrow_fade: float = 3.0,
+                 borrow_first: int | str | None = "startup") -> None:
         super().__init__(n_startup_trials)
         if n_ei_candidates is not None and n_ei_candidates < 1:
             raise ValueError(f"n_ei_candidates must be None or >= 1, got {n_ei_candidates}")
@@ -196,7 +227,8 @@ class TPESampler(ModelSampler):
         if cat_prior not in ("conditional", "spread"):
             raise ValueError(f"cat_prior must be 'conditional' or 'spread', got {cat_prior!r}")
         for key, val in (("category_explore", category_explore), ("category_floor", category_floor),
-                         ("category_commit", category_commit), ("shared_weight", shared_weight)):
+                         ("category_commit", category_commit), ("shared_weight", shared_weight),
+                         ("borrow_startup", borrow_startup)):
             if not 0.0 <= val <= 1.0:
                 raise ValueError(f"{key} must be in [0, 1], got {val!r}")
         if category_startup is not None and category_startup < 1:
@@ -205,6 +237,15 @@ class TPESampler(ModelSampler):
             raise ValueError(f"category_candidates must be >= 1, got {category_candidates}")
         if borrow_limit is not None and borrow_limit < 0:
             raise ValueError(f"borrow_limit must be None or >= 0, got {borrow_limit}")
+        if borrow_cap is not None and not borrow_cap >= 0:
+            raise ValueError(f"borrow_cap must be None or >= 0, got {borrow_cap!r}")
+        if borrow_rank not in ("separate", "pooled"):
+            raise ValueError(f"borrow_rank must be 'separate' or 'pooled', got {borrow_rank!r}")
+        if not borrow_fade > 0:
+            raise ValueError(f"borrow_fade must be > 0, got {borrow_fade!r}")
+        if not (borrow_first is None or borrow_first == "startup"
+                or (isinstance(borrow_first, int) and borrow_first >= 0)):
+            raise ValueError(f"borrow_first must be None, 'startup' or an int >= 0, got {borrow_first!r}")
         self.n_ei_candidates = n_ei_candidates
         self.gamma = gamma or default_gamma
         self.weights = weights or default_weights
@@ -224,14 +265,21 @@ class TPESampler(ModelSampler):
         self.share_across_spaces = share_across_spaces
         self.shared_weight = shared_weight
         self.borrow_limit = borrow_limit
+        self.borrow_cap = borrow_cap
+        self.borrow_startup = borrow_startup
+        self.borrow_rank = borrow_rank
+        self.borrow_fade = borrow_fade
+        self.borrow_first = borrow_first
         # Derived data only (a pure function of space and history), so resume is unaffected.
         self._cache: tuple[tuple, tuple[_Layout, _Mixture, _Mixture]] | None = None
         self._layouts: dict[str, _Layout] = {}
         self._data_cache: tuple[tuple, _Data] | None = None
 
     def observed(self, space: SearchSpace, history: History) -> float:
-        """Own complete trials plus borrowed ones, each by the share of dims it informs."""
-        return self._data(space, history)[3]
+        """Own complete trials plus borrowed ones, each by the share of dims it informs,
+        these at most ``borrow_startup`` of the start-up."""
+        worth = self._data(space, history)[4]
+        return history.n + min(worth, self.borrow_startup * self.startup(space))
 
     def _data(self, space: SearchSpace, history: History) -> _Data:
         """Own trials plus borrowed ones: X, y, per-row weight factor, start-up worth.
@@ -245,28 +293,48 @@ class TPESampler(ModelSampler):
 
     def _own_and_borrowed(self, space: SearchSpace, history: History) -> _Data:
         X, y = history.X, history.y
+        alone = X, y, np.ones(len(y)), np.ones(len(y), bool), 0.0
         if not self.share_across_spaces:
-            return X, y, np.ones(len(y)), float(history.n)
-        Xb, yb, worth = borrowed(space, self.context, self.borrow_limit)
+            return alone
+        first = self.borrow_first
+        if first == "startup" and self.context is not None:
+            first = {s.id: self.startup(s) for s in self.context.spaces}
+        Xb, yb, worth = borrowed(space, self.context, self.borrow_limit, first)
         if not len(yb):
-            return X, y, np.ones(len(y)), float(history.n)
-        fade = self.shared_weight * max(0.0, 1.0 - history.n / (3.0 * max(1, self.startup(space))))
-        if fade <= 0:
-            return X, y, np.ones(len(y)), float(history.n)
-        factor = np.concatenate([np.full(len(yb), fade), np.ones(len(y))])
-        return np.concatenate([Xb, X]), np.concatenate([yb, y]), factor, history.n + worth
+            return alone
+        fb = borrow_factors(history.n, len(yb), self.startup(space), self.shared_weight,
+                            self.borrow_cap, self.borrow_fade)
+        if not fb.any():
+            return alone
+        own = np.concatenate([np.zeros(len(yb), bool), np.ones(len(y), bool)])
+        return (np.concatenate([Xb, X]), np.concatenate([yb, y]), np.concatenate([fb, np.ones(len(y))]),
+                own, worth)
+
+    def _split(self, y: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the "below" and "above" groups, each in trial order."""
+        y = np.where(np.isnan(y), np.inf, y)
+        groups = [np.arange(len(y))]
+        if self.borrow_rank == "separate" and not own.all():
+            groups = [np.flatnonzero(~own), np.flatnonzero(own)]
+        below, above = [], []
+        for rows in groups:
+            if not len(rows):
+                continue
+            n_below = min(max(int(self.gamma(len(rows))), 1), len(rows))
+            order = rows[np.argsort(y[rows], kind="stable")]
+            below.append(order[:n_below])
+            above.append(order[n_below:])
+        empty = [np.empty(0, int)]
+        return np.sort(np.concatenate(below or empty)), np.sort(np.concatenate(above or empty))
 
     def _fit(self, lay: _Layout, X: np.ndarray, y: np.ndarray, factor: np.ndarray,
-             pending: np.ndarray, local_bw: bool = False) -> tuple[_Mixture, _Mixture]:
+             own: np.ndarray, pending: np.ndarray,
+             local_bw: bool = False) -> tuple[_Mixture, _Mixture]:
         """The "below" and "above" mixtures of trials ``X`` (rows in trial order).
 
         ``local_bw``: the "below" bandwidths are gaps to neighbours among all of ``X``.
         """
-        y = np.where(np.isnan(y), np.inf, y)
-        n = len(y)
-        n_below = min(max(int(self.gamma(n)), 1), n)
-        order = np.argsort(y, kind="stable")
-        below, above = np.sort(order[:n_below]), np.sort(order[n_below:])
+        below, above = self._split(y, own)
         Xa, fa = X[above], factor[above]
         if len(pending):  # pending come last: the newest trials
             Xa = np.concatenate([Xa, pending])
@@ -291,21 +359,21 @@ class TPESampler(ModelSampler):
         return tuple(h.version for h in self.context.histories.values())
 
     def propose(self, space: SearchSpace, history: History, rng: np.random.Generator) -> np.ndarray:
-        X, y, factor, _ = self._data(space, history)
+        X, y, factor, own, _ = self._data(space, history)
         lay = self._layout_of(space)
         pending = history.pending if self.constant_liar and history.n_pending else np.empty((0, space.dim))
         if len(lay.cat) and self.category_explore > 0 and rng.random() < self.category_explore:
-            return self._explore_category(space, lay, X, y, factor, pending, rng)
+            return self._explore_category(space, lay, X, y, factor, own, pending, rng)
         key = (space.id, id(history), history.version, self._versions())
         if self._cache is not None and self._cache[0] == key:
             below, above = self._cache[1][1:]
         else:
-            below, above = self._fit(lay, X, y, factor, pending)
+            below, above = self._fit(lay, X, y, factor, own, pending)
             self._cache = (key, (lay, below, above))
         return self._propose(space, lay, below, above, rng, None)
 
     def _explore_category(self, space: SearchSpace, lay: _Layout, X: np.ndarray, y: np.ndarray,
-                          factor: np.ndarray, pending: np.ndarray,
+                          factor: np.ndarray, own: np.ndarray, pending: np.ndarray,
                           rng: np.random.Generator) -> np.ndarray:
         """TPE on the trials of one value of one categorical dim, the value from a bandit rule."""
         i = int(rng.integers(len(lay.cat)))
@@ -325,7 +393,7 @@ class TPESampler(ModelSampler):
             x[j] = v
             return x
         pend = pending[pending[:, j] == v] if len(pending) else pending
-        below, above = self._fit(lay, X[rows], y[rows], factor[rows], pend, local_bw=True)
+        below, above = self._fit(lay, X[rows], y[rows], factor[rows], own[rows], pend, local_bw=True)
         return self._propose(space, lay, below, above, rng, (j, v))
 
     def _propose(self, space: SearchSpace, lay: _Layout, below: _Mixture, above: _Mixture,
