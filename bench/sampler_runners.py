@@ -34,11 +34,11 @@ SHADHO = {
     "shadho-tpe-prev": ("tpe", {"n_ei_candidates": 200, "category_explore": 0.0,
                                 "n_startup_trials": 10, "share_across_spaces": False,
                                 "cat_prior": "spread"}),
-    # The TPE's cross-space borrowing as it was before issue 15 (every borrowed trial
-    # weighs shared_weight faded, counts fully towards the start-up, ranked with the
-    # space's own), for before/after figures of the bounded borrowing.
-    "shadho-tpe-pooled": ("tpe", {"borrow_cap": None, "borrow_startup": 1.0, "borrow_rank": "pooled",
-                                  "borrow_first": None}),
+    # The TPE's bounded cross-space borrowing (issue 15; options, not the default): the
+    # borrowed trials weigh at most 10 trials' worth, end at most half the start-up, are
+    # ranked apart from the space's own and come from each other space's first trials.
+    "shadho-tpe-bounded": ("tpe", {"borrow_cap": 10.0, "borrow_startup": 0.5,
+                                   "borrow_rank": "separate", "borrow_first": "startup"}),
     "shadho-gp": ("gp", {}),
 }
 OTHERS = ["optuna-tpe", "optuna-tpe-indep", "optuna-gp", "optuna-random", "hyperopt-tpe"]

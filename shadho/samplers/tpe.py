@@ -40,23 +40,23 @@ Start-up: until the space has ``n_startup_trials`` complete trials (by default
 :func:`~shadho.samplers.startup.startup_size`: scaled with the dimension and, when the
 driver tells the budget, with the budget per space), points come from the priors.
 With ``share_across_spaces`` the other search spaces' trials of parameters with the
-same name and domain (``C`` across SVM kernels) join the model, bounded so that a
-space's proposals do not follow how many trials the scheduler ran elsewhere (with
-the hardware-aware heuristics on, the other spaces run more, and unbounded borrowing
-moved the space holding the target off its heuristics-off sequence:
-bench/results/heterogeneity.txt, issue 15):
+same name and domain (``C`` across SVM kernels) count towards the start-up and join
+the model with a weight that fades as the space's own trials accumulate. With the
+hardware-aware heuristics on, the other spaces run more, and this borrowing can move
+the space holding the target off its heuristics-off sequence (issue 15). Options bound
+it, so that a space's proposals do not follow how many trials ran elsewhere:
 
-* together they weigh at most as much as ``borrow_cap`` trials at ``shared_weight``,
-  fading to 0 at ``borrow_fade * n_startup`` own trials
+* ``borrow_cap``: together they weigh at most as much as that many trials at
+  ``shared_weight``, fading to 0 at ``borrow_fade * n_startup`` own trials
   (:func:`~shadho.samplers.startup.borrow_factors`);
-* they come from each other space's first trials only (``borrow_first``: by default
-  as many as its start-up, mostly draws from its priors), a set that does not grow
-  with what the scheduler runs there later;
-* they count towards the start-up by at most ``borrow_startup`` of it, so a space
-  always draws part of its start-up from the priors itself;
-* they are ranked into "below"/"above" among themselves, and the space's own trials
-  among themselves, so many good foreign trials cannot push the space's own best out
-  of "below".
+* ``borrow_first='startup'``: only each other space's first trials (as many as its
+  start-up, mostly draws from its priors), a set that does not grow later;
+* ``borrow_startup``: they end at most that share of the start-up;
+* ``borrow_rank='separate'``: they are ranked into "below"/"above" among themselves,
+  the space's own trials among themselves.
+
+Measured with bench/heterogeneity.py (bench/results/heterogeneity.txt) with all four
+bounds, they helped one profile and hurt another, so the defaults keep the old rule.
 
 Pending trials are treated as constant liars: they join the "above" group with the
 worst observed loss, so queued trials do not crowd one spot.
@@ -172,17 +172,16 @@ class TPESampler(ModelSampler):
         shared_weight: kernel weight of a borrowed trial while the space has none of its
             own; it fades linearly to 0 at ``borrow_fade * n_startup`` own trials.
         borrow_cap: borrowed trials weigh together at most as much as this many
-            trials at ``shared_weight`` (however many there are); None: no cap, each
-            borrowed trial weighs ``shared_weight`` faded (the rule before issue 15).
+            trials at ``shared_weight`` (however many there are); None (default): no
+            cap, each borrowed trial weighs ``shared_weight`` faded.
         borrow_startup: borrowed trials count towards the start-up by at most this
-            share of it (1.0: up to all of it, the rule before issue 15).
-        borrow_rank: ``'separate'`` (default: own and borrowed trials are split into
-            "below"/"above" each among themselves) or ``'pooled'`` (one ranking over
-            both, the rule before issue 15).
+            share of it (1.0, the default: up to all of it).
+        borrow_rank: ``'separate'`` (own and borrowed trials are split into
+            "below"/"above" each among themselves) or ``'pooled'`` (default: one
+            ranking over both).
         borrow_fade: own trials, in start-up sizes, at which borrowing ends.
         borrow_first: borrow only among each other space's first this many trials by
-            proposal order; ``'startup'`` (default): its own start-up size; None: all
-            (the rule before issue 15).
+            proposal order; ``'startup'``: its own start-up size; None (default): all.
         borrow_limit: borrow at most this many trials of each other space, its earliest
             (None, the default: all). A cap keeps a space's proposals from depending on
             how many trials the scheduler ran in the others: with the heuristics on,
@@ -214,9 +213,9 @@ class TPESampler(ModelSampler):
                  category_commit: float = 0.85, category_startup: int | None = None,
                  category_candidates: int = 24, share_across_spaces: bool = True,
                  shared_weight: float = 0.5, borrow_limit: int | None = None,
-                 borrow_cap: float | None = 10.0, borrow_startup: float = 0.5,
-                 borrow_rank: str = "separate", borrow_fade: float = 3.0,
-                 borrow_first: int | str | None = "startup") -> None:
+                 borrow_cap: float | None = None, borrow_startup: float = 1.0,
+                 borrow_rank: str = "pooled", borrow_fade: float = 3.0,
+                 borrow_first: int | str | None = None) -> None:
         super().__init__(n_startup_trials)
         if n_ei_candidates is not None and n_ei_candidates < 1:
             raise ValueError(f"n_ei_candidates must be None or >= 1, got {n_ei_candidates}")
