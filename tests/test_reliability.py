@@ -85,6 +85,22 @@ def _manager_of(opt: Shadho, limit: float = 30.0) -> Any:
     raise AssertionError("the Work Queue manager never started")
 
 
+def _running_trials(runs: str) -> dict[int, str]:
+    """Worker pid -> the trial (its ``x``, as the run file names it) that the worker's task is
+    running now: the run files' pids that are alive, by process group (the worker's)."""
+    out = {}
+    for f in os.listdir(runs):
+        x, pid = f.rsplit("-", 1)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            out[int(fields[3])] = x
+    return out
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for d in os.listdir("/proc"):
@@ -191,12 +207,18 @@ def worker_kills(db: str, folder: str, kills: int = 10, trials: int = 80, worker
             spawned += 1
             procs.append(_start_worker(port, pw, os.path.join(folder, f"w{spawned}")))
         rng = random.Random(1)
+        killed: set[str] = set()
         while n_kills < kills and master.poll() is None:
-            busy = [p for p in procs if p.poll() is None and _children(p.pid)]
+            running = _running_trials(runs)
+            # A worker whose task is running a trial not killed before: kill both. (A trial
+            # killed over and over is capped by max_runs and FAILS, by design; under load a
+            # rerun trial is often the only one running, so a blind choice hit it 5 times.)
+            busy = [p for p in procs if p.poll() is None and running.get(p.pid, "") not in killed | {""}]
             if not busy:
                 time.sleep(0.05)
                 continue
-            victim = rng.choice(busy)  # a worker with a task running: kill both
+            victim = rng.choice(busy)
+            killed.add(running[victim.pid])
             procs.remove(victim)
             _kill(victim)
             n_kills += 1
