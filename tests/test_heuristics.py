@@ -454,3 +454,46 @@ def test_warm_started_market_tracks_the_cold_solution():
     np.testing.assert_allclose(a.time, cold.time, atol=0.03)
     bad = assign(score, L, iters=30, warm=np.full((S, C), np.nan))   # a bad warm start is ignored
     np.testing.assert_allclose(bad.time, assign(score, L, iters=30).time)
+
+
+def _teach(s, ids):
+    for _ in range(20):
+        for name, rt in (("linear", 40.0), ("rbf", 1.0), ("poly", 1.0)):
+            s.observe(ids[name], "big", rt, 0.5, True)
+        for name in ("rbf", "poly"):
+            s.observe(ids[name], "small", 8.0, 0.5, True)
+    s.reassign({sp: History(1) for sp in ids.values()})
+
+
+def test_each_class_probes_every_space_it_never_ran_once():
+    # Measured: linear is slow on "big", rbf and poly 8x faster there than on "small",
+    # which never ran linear. The additive guess puts linear@small slow too, so by weight
+    # "small" would rarely try it; the probe sends one linear trial there first.
+    sps = spaces.split(SPEC)
+    ids = {sp.name: sp.id for sp in sps}
+    s = make_scheduler(sps, CLASSES)
+    _teach(s, ids)
+    assert not s._neutral  # a comparative advantage is seen: weights, not uniform picks
+    rng = np.random.default_rng(0)
+    assert s.pick("small", rng) == ids["linear"]  # the one space "small" never ran
+    assert s.pick("big", rng) in ids.values()  # "big" ran every space: no probe, its weights
+    # Probes draw from the stream like any pick: with them off, the same later picks.
+    t = make_scheduler(sps, CLASSES, probe_pairs=False)
+    _teach(t, ids)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    s2 = make_scheduler(sps, CLASSES)
+    _teach(s2, ids)
+    s2.pick("small", a)
+    t.pick("small", b)
+    assert [s2.pick("small", a) for _ in range(50)] == [t.pick("small", b) for _ in range(50)]
+
+
+def test_no_probe_with_one_class_or_in_the_baseline():
+    sps = spaces.split(SPEC)
+    for s in (make_scheduler(sps, [ComputeClass("only", "cores", 2)]),
+              make_scheduler(sps, CLASSES, use_complexity=False, use_uncertainty=False)):
+        t = make_scheduler(sps, s.classes, use_complexity=s.use_complexity,
+                           use_uncertainty=s.use_uncertainty, probe_pairs=False)
+        a, b = np.random.default_rng(3), np.random.default_rng(3)
+        key = s.keys[0]
+        assert [s.pick(key, a) for _ in range(20)] == [t.pick(key, b) for _ in range(20)]
