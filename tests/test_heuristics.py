@@ -471,7 +471,7 @@ def test_each_class_probes_every_space_it_never_ran_once():
     # "small" would rarely try it; the probe sends one linear trial there first.
     sps = spaces.split(SPEC)
     ids = {sp.name: sp.id for sp in sps}
-    s = make_scheduler(sps, CLASSES)
+    s = make_scheduler(sps, CLASSES, probe_pairs=True)
     _teach(s, ids)
     assert not s._neutral  # a comparative advantage is seen: weights, not uniform picks
     rng = np.random.default_rng(0)
@@ -481,7 +481,7 @@ def test_each_class_probes_every_space_it_never_ran_once():
     t = make_scheduler(sps, CLASSES, probe_pairs=False)
     _teach(t, ids)
     a, b = np.random.default_rng(5), np.random.default_rng(5)
-    s2 = make_scheduler(sps, CLASSES)
+    s2 = make_scheduler(sps, CLASSES, probe_pairs=True)
     _teach(s2, ids)
     s2.pick("small", a)
     t.pick("small", b)
@@ -490,8 +490,8 @@ def test_each_class_probes_every_space_it_never_ran_once():
 
 def test_no_probe_with_one_class_or_in_the_baseline():
     sps = spaces.split(SPEC)
-    for s in (make_scheduler(sps, [ComputeClass("only", "cores", 2)]),
-              make_scheduler(sps, CLASSES, use_complexity=False, use_uncertainty=False)):
+    for s in (make_scheduler(sps, [ComputeClass("only", "cores", 2)], probe_pairs=True),
+              make_scheduler(sps, CLASSES, use_complexity=False, use_uncertainty=False, probe_pairs=True)):
         t = make_scheduler(sps, s.classes, use_complexity=s.use_complexity,
                            use_uncertainty=s.use_uncertainty, probe_pairs=False)
         a, b = np.random.default_rng(3), np.random.default_rng(3)
