@@ -333,13 +333,16 @@ class WorkQueueManager(ExecutionManager):
             time.sleep(min(max(timeout, 0.0), 0.05))
             return []
         out: list[TrialOutcome] = []
-        # Work Queue waits in whole seconds; it returns as soon as a task is done.
+        # Work Queue waits in whole seconds; it returns as soon as a task is done. Then only
+        # the tasks whose results are already here: wait(0) blocks up to ~0.2 s for the next
+        # one, so looping on it while tasks kept finishing let every slot drain before the
+        # driver refilled any (measured: each wait() lasted ~1 s with 4 short-task slots).
         t = self._q.wait(int(math.ceil(timeout)) if timeout > 0 else 0)
         n = 0
         while t is not None:
             out.extend(self._collect(t))
             n += 1
-            if n >= 1000:
+            if n >= 1000 or self._q.stats.tasks_with_results <= 0:
                 break
             t = self._q.wait(0)
         self._starts.poll(self._wq, self._q, self._pending)
