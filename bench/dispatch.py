@@ -76,10 +76,10 @@ def raw_rate(n: int, workers: int, in_flight: int, sleep: float = 0.0) -> tuple[
                 q.submit(t)
                 submitted += 1
             t = q.wait(1)
-            while t is not None:  # drain what is done, as the manager does
+            while t is not None:  # take what is done, as the manager does (not wait(0) for more)
                 done += 1
                 failed += t.result != wq.WORK_QUEUE_RESULT_SUCCESS or t.return_status != 0
-                t = q.wait(0)
+                t = q.wait(0) if q.stats.tasks_with_results > 0 else None
         wall = time.time() - t0
         if failed:
             print(f"  (raw: {failed} tasks failed)")
