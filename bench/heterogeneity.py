@@ -590,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
                          "'{\"share_across_spaces\": false}' (rows get /opts)")
     ap.add_argument("--explore-results", type=int, default=None,
                     help="the sims' Scheduler.explore_results (default: the scheduler's own)")
+    ap.add_argument("--probe-pairs", action="store_true",
+                    help="the sims' Scheduler.probe_pairs (each class runs every space once; rows get /probe)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "heterogeneity"),
                     help="output prefix (.txt table, .png plot)")
     ap.add_argument("--real-seconds", type=float, default=None,
@@ -603,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.explore_results is not None:
         SCHEDULER_SETTINGS["explore_results"] = args.explore_results
         suffix += f"/e{args.explore_results}"
+    if args.probe_pairs:
+        SCHEDULER_SETTINGS["probe_pairs"] = True
+        suffix += "/probe"
     if args.sampler_options:
         SAMPLER_OPTIONS.update(json.loads(args.sampler_options))
         suffix += "/" + ",".join(f"{k}={v}" for k, v in sorted(SAMPLER_OPTIONS.items()))

@@ -213,7 +213,7 @@ def worker_kills(db: str, folder: str, kills: int = 10, trials: int = 80, worker
             # A worker whose task is running a trial not killed before: kill both. (A trial
             # killed over and over is capped by max_runs and FAILS, by design; under load a
             # rerun trial is often the only one running, so a blind choice hit it 5 times.)
-            busy = [p for p in procs if p.poll() is None and running.get(p.pid, "") not in killed | {""}]
+            busy = [p for p in procs if p.poll() is None and p.pid in running and running[p.pid] not in killed]
             if not busy:
                 time.sleep(0.05)
                 continue
