@@ -40,6 +40,7 @@ SHADHO = {
     "shadho-tpe-bounded": ("tpe", {"borrow_cap": 10.0, "borrow_startup": 0.5,
                                    "borrow_rank": "separate", "borrow_first": "startup"}),
     "shadho-gp": ("gp", {}),
+    "shadho-gp-plain": ("gp", {"warp": False}),
 }
 OTHERS = ["optuna-tpe", "optuna-tpe-indep", "optuna-gp", "optuna-random", "hyperopt-tpe"]
 ALL = list(SHADHO) + OTHERS

@@ -139,12 +139,15 @@ class _Encoder:
         return X
 
 
-def _warp(y: np.ndarray) -> np.ndarray:
-    """Monotone log-warp of losses, then standardisation."""
+def _warp(y: np.ndarray, log: bool = True) -> np.ndarray:
+    """Monotone log-warp of losses (``log=False``: none), then standardisation."""
     y = np.where(np.isfinite(y), y, np.nan)
     if np.isnan(y).all():
         return np.zeros_like(y)
     y = np.where(np.isnan(y), np.nanmax(y), y)
+    if not log:
+        sd = float(y.std())
+        return (y - y.mean()) / (sd if sd > 0 else 1.0)
     ex = y - y.min()
     s = float(np.median(ex))
     if s <= 0:
@@ -243,6 +246,10 @@ class GPSampler(ModelSampler):
         max_train: training-set cap; above it, the best half and the most recent rest
             are kept, bounding the O(n^3) cost.
         constant_liar: add pending trials to the training set with the worst loss.
+        warp: log-warp the losses before standardising them (see the module docstring);
+            False: standardise the raw losses, as Optuna's GPSampler does. On the
+            ill-conditioned BBOB ellipsoids at d=5 the warp costs 5-50x
+            (bench/results/samplers-gp.txt).
 
     Example:
         >>> import numpy as np
@@ -260,7 +267,8 @@ class GPSampler(ModelSampler):
     min_startup = 2  # a GP fitted to one point has nothing to learn its length scales from
 
     def __init__(self, *, n_startup_trials: int | None = None, n_candidates: int = 1000, n_local: int = 3,
-                 restarts: int = 2, max_train: int = 300, constant_liar: bool = True) -> None:
+                 restarts: int = 2, max_train: int = 300, constant_liar: bool = True,
+                 warp: bool = True) -> None:
         super().__init__(n_startup_trials)
         if n_candidates < 1 or n_local < 0 or restarts < 0 or max_train < 2:
             raise ValueError("need n_candidates >= 1, n_local >= 0, restarts >= 0, max_train >= 2; "
@@ -270,6 +278,7 @@ class GPSampler(ModelSampler):
         self.restarts = restarts
         self.max_train = max_train
         self.constant_liar = constant_liar
+        self.warp = warp
 
     def _training_set(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, warped y, indices of COMPLETE rows in X) including constant-liar rows."""
@@ -281,7 +290,7 @@ class GPSampler(ModelSampler):
             best = np.argsort(yy, kind="stable")[: self.max_train // 2]
             rest = np.setdiff1d(keep, best)[-(self.max_train - len(best)):]
             keep = np.sort(np.concatenate([best, rest]))
-        X, yt = X[keep], _warp(y[keep])
+        X, yt = X[keep], _warp(y[keep], self.warp)
         if self.constant_liar and history.n_pending:
             P = history.pending
             X = np.concatenate([X, P])
